@@ -1,0 +1,28 @@
+"""Optional imports with install hints: the only place install hints are written."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from types import ModuleType
+
+_HINTS = {
+    "ai_edge_litert": "pip install 'vcm[tflite]'",
+    "segment_anything": "pip install 'vcm[sam]'",
+    "mmpose": "pip install 'vcm[mmpose]' (needs mmcv built from source, see README)",
+    "detectron2": "build detectron2 from source and put it on PYTHONPATH (see README)",
+}
+
+
+def is_available(module: str) -> bool:
+    """Whether ``module`` can be imported, without importing it."""
+    return importlib.util.find_spec(module) is not None
+
+
+def require(module: str) -> ModuleType:
+    """Import ``module`` or raise ImportError with the install hint for it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        hint = _HINTS.get(module.split(".")[0], f"pip install {module.split('.')[0]}")
+        raise ImportError(f"{module} is required here but not installed: {hint}") from e

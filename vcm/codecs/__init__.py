@@ -1,0 +1,11 @@
+"""Codecs: image (+ mask) -> real bytes -> image, each part of the rate measured from bytes."""
+
+from vcm.codecs.base import CODECS, Codec
+from vcm.codecs.container import BitstreamError
+
+CODECS.register_lazy("jpeg", "vcm.codecs.pillow:jpeg")
+CODECS.register_lazy("webp", "vcm.codecs.pillow:webp")
+CODECS.register_lazy("avif", "vcm.codecs.pillow:avif")
+CODECS.register_lazy("compressai", "vcm.codecs.compressai:compressai_codec")
+
+__all__ = ["CODECS", "Codec", "BitstreamError"]

@@ -1,0 +1,97 @@
+"""CompressAI zoo models (bmshj2018-*, mbt2018*, cheng2020-*) from a checkpoint file.
+
+Pretrained weights are read from ``checkpoint`` (a file path). Online users can download the
+official file first; its URL is printed when the file is missing. The canvas is padded to a
+multiple of 64, coded with the model's own entropy coder (rANS), and cropped after decoding. The payload holds the
+latent shape (2 x uint16) followed by the model's strings.
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vcm.assets import MissingAssetError, expand_path
+from vcm.codecs.base import FrameCodec
+from vcm.codecs.container import BitstreamError
+from vcm.device import load_checkpoint
+
+PAD = 64  # total down-sampling of every zoo model
+
+
+def official_url(arch: str, metric: str, quality: int) -> str | None:
+    from compressai.zoo.image import model_urls
+
+    return model_urls.get(arch, {}).get(metric, {}).get(quality)
+
+
+def load_zoo_model(arch: str, checkpoint: str | Path) -> torch.nn.Module:
+    """Build ``arch`` from a state-dict checkpoint (CPU), with CDF tables updated."""
+    from compressai.zoo.image import load_pretrained, model_architectures
+
+    if arch not in model_architectures:
+        raise ValueError(f"unknown compressai architecture {arch!r}; known: {', '.join(model_architectures)}")
+    state = load_checkpoint(checkpoint)
+    state = state.get("state_dict", state)
+    model = model_architectures[arch].from_state_dict(load_pretrained(state))
+    model.update(force=True)
+    return model.eval()
+
+
+class CompressAICoder:
+    """Codes canvases with one compressai model."""
+
+    name = "compressai"
+
+    def __init__(self, model: torch.nn.Module, device: torch.device) -> None:
+        self.model, self.device = model.to(device), device
+
+    @torch.no_grad()
+    def encode_canvas(self, image: np.ndarray) -> list[bytes]:
+        h, w = image.shape[:2]
+        x = torch.from_numpy(image).permute(2, 0, 1)[None].float().div(255).to(self.device)
+        hp, wp = -(-h // PAD) * PAD, -(-w // PAD) * PAD
+        x = F.pad(x, (0, wp - w, 0, hp - h), mode="replicate")
+        out = self.model.compress(x)
+        shape = struct.pack(">HH", *out["shape"])  # latent shape the model decodes from
+        return [shape] + [s[0] for s in out["strings"]]
+
+    @torch.no_grad()
+    def decode_canvas(self, sections: tuple[bytes, ...], height: int, width: int) -> np.ndarray:
+        if len(sections) < 2 or len(sections[0]) != 4:
+            raise BitstreamError("compressai bitstream lacks its latent-shape section")
+        try:
+            shape = list(struct.unpack(">HH", sections[0]))
+            out = self.model.decompress([[s] for s in sections[1:]], shape)
+        except (RuntimeError, ValueError, IndexError) as e:
+            raise BitstreamError(f"compressai payload cannot be decoded: {e}") from e
+        x = out["x_hat"][0, :, :height, :width].clamp(0, 1)
+        return np.ascontiguousarray((x * 255).round().byte().permute(1, 2, 0).cpu().numpy())
+
+
+def compressai_codec(*, arch: str, quality: int, checkpoint: str, metric: str = "mse",
+                     mode: str = "full", fill: str = "blur", fill_value: int = 128,
+                     blur_sigma: float = 16.0, device: torch.device | None = None) -> FrameCodec:
+    """A compressai zoo codec (``arch`` e.g. ``mbt2018-mean``) from a local checkpoint file."""
+    path = Path(expand_path(checkpoint))
+    if not path.is_file():
+        url = official_url(arch, metric, quality)
+        hint = f"; the official weights are at {url}" if url else ""
+        raise MissingAssetError(f"compressai checkpoint for {arch} q={quality} not found: {path}{hint}")
+    coder = CompressAICoder(load_zoo_model(arch, path), device or torch.device("cpu"))
+    return FrameCodec(coder, mode=mode, fill=fill, fill_value=fill_value, blur_sigma=blur_sigma)
+
+
+def save_random_checkpoint(arch: str, quality: int, path: str | Path, seed: int = 0) -> Path:
+    """Write a random-init state dict for ``arch`` at ``quality`` (for tests and demos)."""
+    from compressai.zoo import image as zoo
+
+    torch.manual_seed(seed)
+    model: Any = zoo._load_model(arch, "mse", quality, pretrained=False)
+    torch.save(model.state_dict(), path)
+    return Path(path)

@@ -1,0 +1,215 @@
+"""Experiment configs: YAML (safe_load) -> validated dataclasses; ``a.b=value`` overrides.
+
+Unknown keys anywhere are errors that name the key and the allowed ones. Component specs
+(``{type: jpeg, quality: 50}``) keep their parameters as a dict; those are checked against the
+component's constructor when the pipeline is built.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """An invalid config: unknown key, wrong type, bad override."""
+
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    """One component choice: registry ``type``, its ``params``, an optional series ``label``
+    and an optional ``sweep`` of one parameter (the rate axis, e.g. ``{quality: [10, 50]}``)."""
+
+    type: str
+    params: dict[str, Any] = field(default_factory=dict)
+    label: str | None = None
+    sweep: dict[str, list[Any]] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, raw: Any, where: str) -> "ComponentSpec":
+        if isinstance(raw, str):
+            raw = {"type": raw}
+        if not isinstance(raw, Mapping) or "type" not in raw:
+            raise ConfigError(f"{where}: a component needs a mapping with a 'type' key, got {raw!r}")
+        params = {k: v for k, v in raw.items() if k not in ("type", "label", "sweep")}
+        sweep = raw.get("sweep") or {}
+        if not isinstance(sweep, Mapping) or len(sweep) > 1:
+            raise ConfigError(f"{where}.sweep: give one parameter and its list of values")
+        for k, v in sweep.items():
+            if not isinstance(v, list) or not v:
+                raise ConfigError(f"{where}.sweep.{k}: must be a non-empty list")
+            if k in params:
+                raise ConfigError(f"{where}: {k!r} is both a parameter and swept")
+        return cls(str(raw["type"]), dict(params), raw.get("label"), {k: list(v) for k, v in sweep.items()})
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": self.type, **self.params}
+        if self.label:
+            out["label"] = self.label
+        if self.sweep:
+            out["sweep"] = self.sweep
+        return out
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """How task accuracy is scored."""
+
+    pseudo_gt: bool = False          # score against the head's predictions on the uncompressed image
+    pseudo_gt_min_score: float = 0.5  # reference predictions kept as pseudo ground truth
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    anchor: str | None = None         # series label BD-rates are computed against (default: first)
+    bd_method: str = "akima"          # bjontegaard interpolation: akima | pchip | cubic
+    formats: tuple[str, ...] = ("png", "md", "csv", "html")
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """A whole experiment: dataset x grid of node components x sweep -> run folder."""
+
+    name: str
+    pipeline: str
+    dataset: ComponentSpec
+    grid: dict[str, list[ComponentSpec]]
+    output_dir: str = "runs/${name}"
+    device: str = "auto"
+    seed: int = 0
+    executor: str = "inprocess"
+    eval: EvalConfig = EvalConfig()
+    report: ReportConfig = ReportConfig()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "pipeline": self.pipeline, "dataset": self.dataset.to_dict(),
+            "grid": {k: [s.to_dict() for s in v] for k, v in self.grid.items()},
+            "output_dir": self.output_dir, "device": self.device, "seed": self.seed,
+            "executor": self.executor, "eval": dataclasses.asdict(self.eval),
+            "report": {**dataclasses.asdict(self.report), "formats": list(self.report.formats)},
+        }
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Read a YAML experiment config, apply ``a.b=value`` overrides, validate."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {p}")
+    raw = yaml.safe_load(p.read_text())
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{p}: top level must be a mapping")
+    raw = apply_overrides(raw, overrides or [])
+    cfg = parse_experiment(raw, where=str(p))
+    return cfg
+
+
+def parse_experiment(raw: Mapping[str, Any], where: str = "config") -> ExperimentConfig:
+    raw = dict(raw)
+    grid_raw = raw.pop("grid", None)
+    ds_raw = raw.pop("dataset", None)
+    if not isinstance(grid_raw, Mapping) or not grid_raw:
+        raise ConfigError(f"{where}: 'grid' must map node names to lists of components")
+    if ds_raw is None:
+        raise ConfigError(f"{where}: 'dataset' is required")
+    grid = {
+        str(node): [ComponentSpec.parse(s, f"{where}.grid.{node}[{i}]") for i, s in enumerate(_as_list(alts))]
+        for node, alts in grid_raw.items()
+    }
+    base = from_dict(ExperimentConfig, {**raw, "grid": {}, "dataset": {"type": "_"}}, where)
+    cfg = dataclasses.replace(base, grid=grid, dataset=ComponentSpec.parse(ds_raw, f"{where}.dataset"))
+    return dataclasses.replace(cfg, output_dir=cfg.output_dir.replace("${name}", cfg.name))
+
+
+def _as_list(x: Any) -> list[Any]:
+    return list(x) if isinstance(x, list) else [x]
+
+
+def from_dict(cls: type[T], raw: Mapping[str, Any], where: str) -> T:
+    """Build dataclass ``cls`` from ``raw``; unknown keys and wrong scalar types raise."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: expected a mapping for {cls.__name__}, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    for key in raw:
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), fields, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"{where}: unknown key {key!r}{hint}; allowed: {', '.join(fields)}")
+    kwargs: dict[str, Any] = {}
+    for name, value in raw.items():
+        kwargs[name] = _coerce(hints[name], value, f"{where}.{name}")
+    missing = [n for n, f in fields.items() if n not in kwargs and f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING]  # type: ignore[misc]
+    if missing:
+        raise ConfigError(f"{where}: missing required key(s) {', '.join(missing)}")
+    return cls(**kwargs)
+
+
+def _coerce(tp: Any, value: Any, where: str) -> Any:
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, where)  # type: ignore[arg-type]
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in typing.get_args(tp):
+            return None
+        tp = next(a for a in typing.get_args(tp) if a is not type(None))
+        origin = typing.get_origin(tp)
+    if origin is tuple:
+        return tuple(_as_list(value))
+    if tp in (str, int, float, bool):
+        ok = isinstance(value, tp) or (tp is float and isinstance(value, int) and not isinstance(value, bool))
+        if not ok or (tp is int and isinstance(value, bool)):
+            raise ConfigError(f"{where}: expected {tp.__name__}, got {value!r}")
+        return tp(value)
+    return value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``a.b.c=value`` (value parsed as YAML); list items are addressed by index."""
+    for ov in overrides:
+        key, sep, text = ov.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {ov!r} is not of the form key.path=value")
+        value = yaml.safe_load(text) if text else ""
+        node: Any = raw
+        parts = key.split(".")
+        for i, part in enumerate(parts[:-1]):
+            node = _step(node, part, ".".join(parts[: i + 1]), create=True)
+        last = parts[-1]
+        if isinstance(node, list):
+            node[_index(node, last, key)] = value
+        else:
+            node[last] = value
+    return raw
+
+
+def _step(node: Any, part: str, path: str, create: bool) -> Any:
+    if isinstance(node, list):
+        return node[_index(node, part, path)]
+    if not isinstance(node, dict):
+        raise ConfigError(f"override path {path!r} goes through a non-mapping value")
+    if part not in node:
+        if not create:
+            raise ConfigError(f"override path {path!r} does not exist")
+        node[part] = {}
+    return node[part]
+
+
+def _index(node: list[Any], part: str, path: str) -> int:
+    if not part.lstrip("-").isdigit() or not -len(node) <= int(part) < len(node):
+        raise ConfigError(f"override {path!r}: {part!r} is not an index of a {len(node)}-item list")
+    return int(part)
+
+
+def dump_config(cfg: ExperimentConfig) -> str:
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)

@@ -1,0 +1,36 @@
+"""Dataset protocol and registry."""
+
+from __future__ import annotations
+
+import random
+from typing import Any, ClassVar, Protocol, Sequence, runtime_checkable
+
+from vcm.registry import Registry
+from vcm.types import Sample
+
+
+@runtime_checkable
+class Dataset(Protocol):
+    """An indexed set of samples. ``ports`` lists what each sample provides to the graph."""
+
+    ports: ClassVar[frozenset[str]]
+
+    def ids(self) -> list[str]: ...
+
+    def load(self, sample_id: str) -> Sample: ...
+
+    def coco_gt(self, kind: str) -> Any:
+        """pycocotools COCO ground truth for ``kind`` in {instances, keypoints}, or None."""
+        ...
+
+
+DATASETS: Registry[Dataset] = Registry("dataset")
+
+
+def select(ids: Sequence[str], limit: int | None, subset_seed: int | None) -> list[str]:
+    """First ``limit`` ids in order, or a seeded random subset when ``subset_seed`` is set."""
+    out = list(ids)
+    n = len(out) if limit is None else min(limit, len(out))
+    if subset_seed is not None:
+        return sorted(random.Random(subset_seed).sample(out, n))
+    return out[:n]

@@ -1,0 +1,49 @@
+"""Mask generator protocol and registry."""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any, ClassVar, Mapping, Protocol, runtime_checkable
+
+import cv2
+import numpy as np
+
+from vcm.registry import Registry
+from vcm.types import Mask
+
+
+@runtime_checkable
+class MaskGenerator(Protocol):
+    """Produces a keep-mask for one image.
+
+    ``input_ports`` maps each keyword of ``__call__`` to its port type (``image``,
+    ``annotations``, ``mask``, ``sample_id``); ``optional_ports`` may be left unwired.
+    """
+
+    input_ports: ClassVar[Mapping[str, str]]
+    optional_ports: ClassVar[frozenset[str]]
+
+    def __call__(self, *, image: np.ndarray, **inputs: Any) -> Mask: ...
+
+
+MASKS: Registry[MaskGenerator] = Registry("mask")
+
+
+def dilate(pixels: np.ndarray, radius: int) -> np.ndarray:
+    """Dilate a bool (H, W) mask by ``radius`` pixels (elliptic structuring element)."""
+    if radius <= 0:
+        return pixels
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    return cv2.dilate(pixels.astype(np.uint8), kernel).astype(bool)
+
+
+def sample_rng(seed: int, sample_id: str) -> np.random.Generator:
+    """A generator seeded by (seed, sample id): the same mask for the same image in every run."""
+    return np.random.default_rng([seed, zlib.crc32(sample_id.encode())])
+
+
+def visible_count(total: int, ratio: float) -> int:
+    """Number of units kept for a visible ``ratio`` in [0, 1]."""
+    if not 0.0 <= ratio <= 1.0:
+        raise ValueError(f"visible_ratio must be in [0, 1], got {ratio}")
+    return int(round(total * ratio))

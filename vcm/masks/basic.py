@@ -1,0 +1,80 @@
+"""Simple mask generators: full frame, ground-truth COCO instances, random units."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Mapping
+
+import numpy as np
+
+from vcm.masks.base import dilate, sample_rng, visible_count
+from vcm.types import DEFAULT_UNIT, Mask, check_image
+
+
+class FullMask:
+    """Keep everything (the "no mask" case)."""
+
+    input_ports: ClassVar[Mapping[str, str]] = {"image": "image"}
+    optional_ports: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, *, unit: int = DEFAULT_UNIT) -> None:
+        self.unit = unit
+
+    def __call__(self, *, image: np.ndarray, **_: Any) -> Mask:
+        return Mask.full(*check_image(image).shape[:2], self.unit)
+
+
+class GroundTruthMask:
+    """Union of the image's COCO instance masks.
+
+    Args:
+        category_ids: keep only these COCO category ids (None: all).
+        dilate: grow the union by this many pixels.
+        include_crowd: also take ``iscrowd`` regions.
+        unit: mask-unit size of the coded grid.
+    """
+
+    input_ports: ClassVar[Mapping[str, str]] = {"image": "image", "annotations": "annotations"}
+    optional_ports: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, *, category_ids: list[int] | None = None, dilate: int = 0,
+                 include_crowd: bool = True, unit: int = DEFAULT_UNIT) -> None:
+        self.category_ids = set(category_ids) if category_ids else None
+        self.dilate, self.include_crowd, self.unit = dilate, include_crowd, unit
+
+    def __call__(self, *, image: np.ndarray, annotations: list[dict[str, Any]] | None = None,
+                 **_: Any) -> Mask:
+        from pycocotools import mask as mask_utils
+
+        h, w = check_image(image).shape[:2]
+        if annotations is None:
+            raise ValueError("ground-truth mask needs annotations; this dataset has none")
+        union = np.zeros((h, w), bool)
+        for ann in annotations:
+            if self.category_ids is not None and ann["category_id"] not in self.category_ids:
+                continue
+            if ann.get("iscrowd", 0) and not self.include_crowd:
+                continue
+            seg = ann["segmentation"]
+            rles = mask_utils.frPyObjects(seg, h, w) if isinstance(seg, list) or \
+                isinstance(seg.get("counts"), list) else seg
+            union |= mask_utils.decode(mask_utils.merge(rles) if isinstance(rles, list) else rles).astype(bool)
+        return Mask.from_pixels(dilate(union, self.dilate), self.unit)
+
+
+class RandomPatchMask:
+    """Keep a seeded random ``visible_ratio`` of the mask units (MAE-style)."""
+
+    input_ports: ClassVar[Mapping[str, str]] = {"image": "image", "sample_id": "sample_id"}
+    optional_ports: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, *, visible_ratio: float = 0.5, seed: int = 0, unit: int = DEFAULT_UNIT) -> None:
+        visible_count(1, visible_ratio)  # validates the ratio
+        self.visible_ratio, self.seed, self.unit = visible_ratio, seed, unit
+
+    def __call__(self, *, image: np.ndarray, sample_id: str = "", **_: Any) -> Mask:
+        h, w = check_image(image).shape[:2]
+        gh, gw = Mask.grid_shape(h, w, self.unit)
+        keep = sample_rng(self.seed, sample_id).permutation(gh * gw)[: visible_count(gh * gw, self.visible_ratio)]
+        grid = np.zeros(gh * gw, bool)
+        grid[keep] = True
+        return Mask.from_grid(grid.reshape(gh, gw), h, w, self.unit)

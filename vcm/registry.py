@@ -1,0 +1,111 @@
+"""A small typed registry: one instance per kind of component (datasets, masks, codecs, tasks).
+
+Components register under a lowercase name. Built-ins that need optional libraries register
+lazily as ``"module:attr"`` strings so that listing them imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+from dataclasses import dataclass
+from typing import Any, Callable, Generic, Mapping, TypeVar
+
+T = TypeVar("T")
+
+
+class RegistryError(KeyError):
+    """Unknown or duplicate component name, or bad parameters for a component."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0]) if self.args else ""
+
+
+@dataclass(frozen=True)
+class _Entry:
+    target: Any  # the callable, or a "module:attr" string for lazy entries
+    extra: str | None = None
+
+
+class Registry(Generic[T]):
+    """Maps names to component factories (classes or functions returning ``T``)."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, _Entry] = {}
+
+    def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
+        """Decorator registering a factory under ``name``; duplicates raise."""
+
+        def deco(obj: Callable[..., T]) -> Callable[..., T]:
+            self._add(name, _Entry(obj))
+            return obj
+
+        return deco
+
+    def register_lazy(self, name: str, target: str, extra: str | None = None) -> None:
+        """Register ``"package.module:attr"`` without importing it; ``extra`` names the pip extra."""
+        self._add(name, _Entry(target, extra))
+
+    def _add(self, name: str, entry: _Entry) -> None:
+        if name in self._entries:
+            raise RegistryError(f"{self.kind} {name!r} is already registered")
+        self._entries[name] = entry
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def get(self, name: str) -> Callable[..., T]:
+        """Return the factory for ``name``, importing lazy entries on first use."""
+        entry = self._entries.get(name)
+        if entry is None:
+            close = difflib.get_close_matches(name, self.names(), n=3)
+            hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+            raise RegistryError(
+                f"unknown {self.kind} {name!r}{hint} (registered: {', '.join(self.names())})"
+            )
+        if isinstance(entry.target, str):
+            module, _, attr = entry.target.partition(":")
+            try:
+                obj = getattr(importlib.import_module(module), attr)
+            except ImportError as e:
+                extra = f" (pip install 'vcm[{entry.extra}]')" if entry.extra else ""
+                raise ImportError(f"{self.kind} {name!r} needs {e.name}{extra}") from e
+            self._entries[name] = entry = _Entry(obj, entry.extra)
+        return entry.target  # type: ignore[no-any-return]
+
+    def build(self, name: str, params: Mapping[str, Any], **context: Any) -> T:
+        """Build ``name`` with ``params`` checked against its signature.
+
+        ``context`` holds runtime arguments (e.g. ``device``) passed only if the factory accepts them.
+        """
+        factory = self.get(name)
+        check_params(f"{self.kind} {name!r}", factory, params)
+        accepted = inspect.signature(factory).parameters
+        extra = {k: v for k, v in context.items() if k in accepted}
+        return factory(**params, **extra)
+
+    def __repr__(self) -> str:
+        return f"Registry({self.kind!r}, {self.names()})"
+
+
+def check_params(what: str, factory: Callable[..., Any], params: Mapping[str, Any]) -> None:
+    """Raise a clear error for unknown or missing keyword arguments of ``factory``."""
+    sig = inspect.signature(factory)
+    allowed = [p for p in sig.parameters if p not in ("self", "device")]
+    unknown = [k for k in params if k not in sig.parameters or k == "device"]
+    if unknown and not any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+        raise RegistryError(
+            f"{what}: unknown parameter(s) {', '.join(map(repr, unknown))}; "
+            f"allowed: {', '.join(allowed) or '(none)'}"
+        )
+    missing = [
+        n for n, p in sig.parameters.items()
+        if p.default is p.empty and p.kind is p.KEYWORD_ONLY and n not in params and n != "device"
+    ]
+    if missing:
+        raise RegistryError(f"{what}: missing required parameter(s) {', '.join(missing)}")

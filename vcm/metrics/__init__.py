@@ -1,0 +1,1 @@
+"""Metrics: image quality (PSNR in/out of mask), COCO AP via pycocotools, semantic mIoU."""

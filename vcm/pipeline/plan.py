@@ -1,0 +1,98 @@
+"""Expand an experiment's grid into series and rate points (the work for each image).
+
+A *series* is one choice per non-task grid entry (e.g. mask ``gt`` + codec ``jpeg-masked``);
+its *points* are the values of the swept parameter(s). Task heads are not part of the series:
+every head scores every decoded image.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from vcm.config import ComponentSpec, ConfigError
+from vcm.pipeline.graph import Graph
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A component with every parameter fixed (sweep values included)."""
+
+    type: str
+    params: tuple[tuple[str, Any], ...]
+    label: str
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return dict(self.params)
+
+    @property
+    def ident(self) -> str:
+        blob = json.dumps([self.type, self.params], sort_keys=True, default=str)
+        return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Point:
+    """One rate point of one series."""
+
+    series: str
+    point: str                         # e.g. "quality=50"
+    sweep: tuple[tuple[str, Any], ...]  # swept parameter values
+    choices: tuple[tuple[str, Choice], ...]  # grid key -> choice (non-task keys)
+
+    @property
+    def key(self) -> str:
+        """Stable id: changes whenever any parameter of the choices changes."""
+        idents = "+".join(f"{k}:{c.ident}" for k, c in self.choices)
+        return f"{self.series}|{self.point}|{hashlib.sha1(idents.encode()).hexdigest()[:12]}"
+
+    def choice(self, key: str) -> Choice:
+        return dict(self.choices)[key]
+
+
+@dataclass(frozen=True)
+class Plan:
+    points: tuple[Point, ...]
+    tasks: tuple[Choice, ...]   # task heads run on every decoded image
+    task_key: str | None
+
+    def series(self) -> list[str]:
+        return list(dict.fromkeys(p.series for p in self.points))
+
+
+def auto_label(spec: ComponentSpec) -> str:
+    mode = spec.params.get("mode")
+    return spec.label or (f"{spec.type}-{mode}" if mode else spec.type)
+
+
+def _fixed(spec: ComponentSpec, values: Mapping[str, Any]) -> Choice:
+    return Choice(spec.type, tuple(sorted({**spec.params, **values}.items())), auto_label(spec))
+
+
+def make_plan(graph: Graph, grid: Mapping[str, list[ComponentSpec]]) -> Plan:
+    task_keys = {n.component for n in graph.by_kind("task")}
+    if len(task_keys) > 1:
+        raise ConfigError("all task nodes must share one grid entry")
+    task_key = next(iter(task_keys), None)
+    keys = [k for k in grid if k != task_key]
+    for k in keys + ([task_key] if task_key else []):
+        labels = [auto_label(s) for s in grid[k]]
+        if len(set(labels)) != len(labels):
+            raise ConfigError(f"grid.{k}: alternatives share a label ({labels}); give each a 'label'")
+    tasks = tuple(_fixed(s, {}) for s in grid.get(task_key, [])) if task_key else ()
+    varying = [k for k in keys if len(grid[k]) > 1]
+    points = []
+    for combo in itertools.product(*(grid[k] for k in keys)):
+        series = "/".join(auto_label(s) for k, s in zip(keys, combo) if k in varying) or "default"
+        sweeps = [(p, v) for s in combo for p, v in s.sweep.items()]
+        names = [p for p, _ in sweeps]
+        for values in itertools.product(*(v for _, v in sweeps)):
+            vals = dict(zip(names, values))
+            choices = tuple((k, _fixed(s, {p: vals[p] for p in s.sweep})) for k, s in zip(keys, combo))
+            label = ",".join(f"{p}={v}" for p, v in vals.items()) or "-"
+            points.append(Point(series, label, tuple(vals.items()), choices))
+    return Plan(tuple(points), tasks, task_key)

@@ -1,0 +1,69 @@
+"""Results in an embedded SQLite database inside the run folder, one row per (image, point).
+
+Each row is committed on its own as soon as it is produced, so a killed run (even ``kill -9``)
+loses at most the item in progress, and a rerun skips every committed row.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import zlib
+from pathlib import Path
+from typing import Any, Iterator
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS items (
+    key TEXT PRIMARY KEY,      -- sample id + point key
+    sample_id TEXT NOT NULL,
+    point_key TEXT NOT NULL,
+    record BLOB NOT NULL       -- zlib-compressed JSON
+);
+"""
+
+
+class ResultStore:
+    """Append-only store of per-item records (JSON-serialisable dicts)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(str(self.path), timeout=60)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(SCHEMA)
+
+    @staticmethod
+    def item_key(sample_id: str, point_key: str) -> str:
+        return f"{sample_id}#{point_key}"
+
+    def done(self) -> set[str]:
+        return {k for (k,) in self.db.execute("SELECT key FROM items")}
+
+    def put(self, sample_id: str, point_key: str, record: dict[str, Any]) -> None:
+        blob = zlib.compress(json.dumps(record, sort_keys=True).encode(), 6)
+        with self.db:  # one transaction per item
+            self.db.execute("INSERT OR REPLACE INTO items VALUES (?, ?, ?, ?)",
+                            (self.item_key(sample_id, point_key), sample_id, point_key, blob))
+
+    def get(self, sample_id: str, point_key: str) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT record FROM items WHERE key = ?",
+                              (self.item_key(sample_id, point_key),)).fetchone()
+        return None if row is None else json.loads(zlib.decompress(row[0]))
+
+    def records(self) -> Iterator[tuple[str, str, dict[str, Any]]]:
+        """(sample_id, point_key, record) for every stored item, in key order."""
+        for sid, pk, blob in self.db.execute("SELECT sample_id, point_key, record FROM items ORDER BY key"):
+            yield sid, pk, json.loads(zlib.decompress(blob))
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def close(self) -> None:
+        self.db.close()

@@ -1,0 +1,73 @@
+"""Command line: ``vcm run CONFIG [key=value ...]``, ``vcm report RUN_DIR``, ``vcm list``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="vcm", description="coding-for-machines evaluation")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="run an experiment config, then write its report")
+    r.add_argument("config")
+    r.add_argument("overrides", nargs="*", help="config overrides, e.g. dataset.limit=5")
+    r.add_argument("--no-report", action="store_true", help="only compute results")
+    r.add_argument("--no-progress", action="store_true")
+    rep = sub.add_parser("report", help="write the report of a run folder")
+    rep.add_argument("run_dir")
+    rep.add_argument("--anchor", help="series BD-rates are computed against")
+    sub.add_parser("list", help="list registered components")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return {"run": _run, "report": _report, "list": _list}[args.cmd](args)
+    except (ValueError, KeyError, FileNotFoundError, ImportError) as e:
+        print(f"vcm {args.cmd}: error: {e}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    from vcm.config import load_config
+    from vcm.pipeline.runner import prepare, run
+
+    t = time.perf_counter()
+    exp = prepare(load_config(args.config, args.overrides), base_dir=Path(args.config).resolve().parent.parent)
+    n = len(exp.dataset.ids())
+    print(f"{exp.config.name}: {n} images x {len(exp.plan.points)} points "
+          f"({len(exp.plan.series())} series), tasks: {', '.join(t.label for t in exp.plan.tasks)}")
+    run_dir = run(exp, progress=not args.no_progress)
+    print(f"results: {run_dir / 'results.sqlite'} ({time.perf_counter() - t:.1f} s)")
+    if not args.no_report:
+        args.run_dir, args.anchor = str(run_dir), None
+        return _report(args)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from vcm.report.build import make_report
+
+    files = make_report(args.run_dir, anchor=args.anchor)
+    print(f"report: {files['html']}")
+    print(files["md"].read_text().split("\n## Rate points")[0])
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from vcm.codecs import CODECS
+    from vcm.data import DATASETS
+    from vcm.masks import MASKS
+    from vcm.tasks import TASKS
+
+    for reg in (DATASETS, MASKS, CODECS, TASKS):
+        print(f"{reg.kind}s: {', '.join(reg.names())}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,132 @@
+"""Aggregate a run's records per (series, point): mean rate/quality and dataset-level accuracy."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from vcm.metrics.coco import IOU_TYPES, coco_ap, pseudo_ground_truth
+from vcm.metrics.segmentation import confusion, miou
+from vcm.pipeline.graph import component_class
+from vcm.pipeline.runner import Experiment
+from vcm.pipeline.store import ResultStore
+from vcm.pipeline.worker import REFERENCE, decode_semantic
+from vcm.tasks import TASKS
+
+RATE_KEYS = ("bpp", "bpp_payload", "bpp_side", "bpp_header", "visible_fraction")
+QUALITY_KEYS = ("psnr", "psnr_in", "psnr_out")
+PSNR_CAP = 100.0  # dB used for lossless images when averaging
+
+
+@dataclass
+class Row:
+    """One rate point (or the uncompressed reference) with its means and task scores."""
+
+    series: str
+    point: str
+    images: int
+    values: dict[str, float | None] = field(default_factory=dict)
+
+
+def primary_metric(kind: str) -> str:
+    return {"instances": "segm_AP", "keypoints": "kp_AP", "semantic": "mIoU"}[kind]
+
+
+def task_kinds(exp: Experiment) -> dict[str, str]:
+    return {t.label: component_class(TASKS.get(t.type)).task_kind for t in exp.plan.tasks}
+
+
+def aggregate(exp: Experiment, store: ResultStore) -> list[Row]:
+    """Rows for the reference and for every planned point with at least one image done."""
+    wanted = {p.key: p for p in exp.plan.points}
+    ids = set(exp.dataset.ids())
+    by_point: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+    for sid, key, rec in store.records():
+        if sid in ids and (key in wanted or key == REFERENCE):
+            by_point[key][sid] = rec
+    reference = by_point.get(REFERENCE, {})
+    scorer = TaskScorer(exp, reference)
+    rows = [Row("reference", "uncompressed", len(reference), scorer.score(reference))]
+    for key, point in wanted.items():
+        recs = by_point.get(key)
+        if recs:
+            values: dict[str, float | None] = {k: _mean([r.get(k) for r in recs.values()]) for k in RATE_KEYS + QUALITY_KEYS}
+            values.update(scorer.score(recs))
+            rows.append(Row(point.series, point.point, len(recs), values))
+    return rows
+
+
+def _mean(xs: list[Any]) -> float | None:
+    vals = [min(float(x), PSNR_CAP) for x in xs if x is not None]
+    return float(np.mean(vals)) if vals else None
+
+
+class TaskScorer:
+    """Scores a set of per-image records against ground truth (or the reference: pseudo-GT)."""
+
+    def __init__(self, exp: Experiment, reference: dict[str, dict[str, Any]]) -> None:
+        self.exp, self.reference, self.kinds = exp, reference, task_kinds(exp)
+        self.pseudo = exp.config.eval.pseudo_gt
+        self._ids = {sid: i + 1 for i, sid in enumerate(sorted(reference))}  # pseudo-GT image ids
+        self._gt: dict[tuple[str, str], Any] = {}
+
+    def score(self, recs: dict[str, dict[str, Any]]) -> dict[str, float | None]:
+        out: dict[str, float | None] = {}
+        for label, kind in self.kinds.items():
+            prefix = f"{label}:" if len(self.kinds) > 1 else ""
+            scores = self._semantic(label, recs) if kind == "semantic" else self._coco(label, kind, recs)
+            out.update({prefix + k: v for k, v in scores.items()})
+        return out
+
+    def _coco(self, label: str, kind: str, recs: dict[str, dict[str, Any]]) -> dict[str, float]:
+        gt = self._coco_gt(label, kind)
+        results, img_ids = [], []
+        for sid, rec in recs.items():
+            img_ids.append(self._ids[sid] if self.pseudo else rec["coco_id"])
+            results += [{**r, "image_id": img_ids[-1]} for r in rec["predictions"][label]["instances"]]
+        out: dict[str, float] = {}
+        for iou_type in IOU_TYPES[kind]:
+            out.update(coco_ap(gt, results, img_ids, iou_type))
+        return out
+
+    def _coco_gt(self, label: str, kind: str) -> Any:
+        if (label, kind) not in self._gt:
+            if self.pseudo:
+                ref = self.reference
+                preds = {self._ids[s]: r["predictions"][label]["instances"] for s, r in ref.items()}
+                sizes = {self._ids[s]: (r["height"], r["width"]) for s, r in ref.items()}
+                self._gt[(label, kind)] = pseudo_ground_truth(
+                    preds, sizes, kind, self.exp.config.eval.pseudo_gt_min_score)
+            else:
+                gt = self.exp.dataset.coco_gt("keypoints" if kind == "keypoints" else "instances")
+                if gt is None:
+                    raise ValueError(f"dataset has no annotations to score {label!r}; set eval.pseudo_gt: true")
+                self._gt[(label, kind)] = gt
+        return self._gt[(label, kind)]
+
+    def _semantic(self, label: str, recs: dict[str, dict[str, Any]]) -> dict[str, float]:
+        from vcm.tasks.deeplab import voc_ground_truth
+
+        head = component_class(TASKS.get(next(t.type for t in self.exp.plan.tasks if t.label == label)))
+        n = len(head.classes)
+        conf = np.zeros((n, n), np.int64)
+        for sid, rec in recs.items():
+            pred = decode_semantic(rec["predictions"][label]["semantic"])
+            if self.pseudo:
+                gt = decode_semantic(self.reference[sid]["predictions"][label]["semantic"])
+            else:
+                coco = self.exp.dataset.coco_gt("instances")
+                if coco is None:
+                    raise ValueError(f"dataset has no annotations to score {label!r}; set eval.pseudo_gt: true")
+                anns = coco.loadAnns(coco.getAnnIds(imgIds=[rec["coco_id"]]))
+                gt = voc_ground_truth(anns, rec["height"], rec["width"])
+            conf += confusion(gt, pred, n)
+        return {k: v for k, v in miou(conf, head.classes).items() if k in ("mIoU", "IoU_person")}
+
+
+def finite(x: float | None) -> bool:
+    return x is not None and math.isfinite(x)

@@ -1,0 +1,38 @@
+"""``vcm report RUN_DIR``: rebuild the experiment from the run's saved config and report it."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from vcm.config import load_config
+from vcm.pipeline.runner import CONFIG_NAME, STORE_NAME, prepare
+from vcm.pipeline.store import ResultStore
+from vcm.report.aggregate import aggregate
+from vcm.report.render import write_report
+
+
+def make_report(run_dir: str | Path, anchor: str | None = None) -> dict[str, Path]:
+    """Aggregate ``run_dir`` and write ``run_dir/report``; returns the written files."""
+    run_dir = Path(run_dir)
+    cfg_path, db = run_dir / CONFIG_NAME, run_dir / STORE_NAME
+    if not cfg_path.is_file() or not db.is_file():
+        raise FileNotFoundError(f"{run_dir} is not a vcm run folder (needs {CONFIG_NAME} and {STORE_NAME})")
+    cfg = load_config(cfg_path)
+    exp = prepare(cfg, base_dir=Path.cwd())
+    series = exp.plan.series()
+    anchor = anchor or cfg.report.anchor or series[0]
+    if anchor not in series:
+        raise ValueError(f"anchor {anchor!r} is not a series of this run; series: {', '.join(series)}")
+    t = time.perf_counter()
+    store = ResultStore(db)
+    try:
+        rows = aggregate(exp, store)
+    finally:
+        store.close()
+    info = {"config": cfg.name, "dataset": f"{cfg.dataset.type} ({len(exp.dataset.ids())} images)",
+            "tasks": ", ".join(t.label for t in exp.plan.tasks),
+            "scoring": "pseudo-GT (uncompressed predictions)" if cfg.eval.pseudo_gt else "ground truth",
+            "BD interpolation": cfg.report.bd_method,
+            "aggregation time (s)": round(time.perf_counter() - t, 1)}
+    return write_report(rows, run_dir / "report", f"vcm report: {cfg.name}", anchor, cfg.report.bd_method, info)

@@ -1,0 +1,158 @@
+"""Write a report folder: summary/BD-rate tables (CSV, Markdown), curves (PNG), one HTML page."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from vcm.report.aggregate import QUALITY_KEYS, RATE_KEYS, Row, finite
+from vcm.report.bdrate import BDResult, Curve, bd_rate
+
+
+def metric_keys(rows: list[Row]) -> list[str]:
+    """Task metrics present in the rows (AP / AP50 / AP75 / mIoU ...), in first-seen order."""
+    keys: dict[str, None] = {}
+    for r in rows:
+        for k in r.values:
+            if k not in RATE_KEYS and k not in QUALITY_KEYS:
+                keys[k] = None
+    return list(keys)
+
+
+def bd_metrics(rows: list[Row]) -> list[str]:
+    task = [k for k in metric_keys(rows) if k.endswith(("_AP", "mIoU"))]
+    return task + ["psnr", "psnr_in"]
+
+
+def curves(rows: list[Row], metric: str) -> dict[str, Curve]:
+    pts: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for r in rows:
+        rate, m = r.values.get("bpp"), r.values.get(metric)
+        if r.series != "reference" and finite(rate) and finite(m):
+            pts[r.series].append((float(rate), float(m)))  # type: ignore[arg-type]
+    return {s: Curve(tuple(p[0] for p in v), tuple(p[1] for p in v)).sorted() for s, v in pts.items()}
+
+
+def bd_table(rows: list[Row], anchor: str, method: str) -> list[dict[str, Any]]:
+    """One row per (series, metric): BD-rate vs ``anchor`` and monotonicity flags."""
+    out = []
+    for metric in bd_metrics(rows):
+        cs = curves(rows, metric)
+        if anchor not in cs:
+            continue
+        for series, c in cs.items():
+            res = BDResult(0.0) if series == anchor else bd_rate(cs[anchor], c, method)
+            out.append({"series": series, "metric": metric, "bd_rate_pct": res.value,
+                        "monotonic": c.monotonic, "note": res.note})
+    return out
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4f}" if abs(v) < 10 else f"{v:.2f}"
+    return "" if v is None else str(v)
+
+
+def markdown_table(records: list[dict[str, Any]]) -> str:
+    if not records:
+        return "(no rows)\n"
+    cols = list(records[0])
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(_fmt(r.get(c)) for c in cols) + " |" for r in records]
+    return "\n".join(lines) + "\n"
+
+
+def summary_records(rows: list[Row]) -> list[dict[str, Any]]:
+    keys = list(RATE_KEYS) + list(QUALITY_KEYS) + metric_keys(rows)
+    return [{"series": r.series, "point": r.point, "images": r.images, **{k: r.values.get(k) for k in keys}}
+            for r in rows]
+
+
+def write_csv(path: Path, records: list[dict[str, Any]]) -> None:
+    with path.open("w", newline="") as f:
+        if records:
+            w = csv.DictWriter(f, fieldnames=list(records[0]))
+            w.writeheader()
+            w.writerows(records)
+
+
+def plot_metric(rows: list[Row], metric: str, path: Path, flagged: set[str]) -> None:
+    """Metric vs bpp, one line per series; the uncompressed reference as a dashed line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    for series, c in curves(rows, metric).items():
+        mark = " (non-monotonic)" if series in flagged else ""
+        ax.plot(c.rate, c.metric, marker="o", ms=3, label=series + mark)
+    ref = next((r.values.get(metric) for r in rows if r.series == "reference"), None)
+    if finite(ref):
+        ax.axhline(float(ref), color="k", ls="--", lw=1, label="uncompressed")  # type: ignore[arg-type]
+    ax.set_xlabel("bits per pixel (measured from bytes, side info included)")
+    ax.set_ylabel(metric)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_report(rows: list[Row], out: Path, title: str, anchor: str, method: str,
+                 info: dict[str, Any]) -> dict[str, Path]:
+    """Write every report file under ``out``; returns name -> path."""
+    out.mkdir(parents=True, exist_ok=True)
+    summary, bd = summary_records(rows), bd_table(rows, anchor, method)
+    write_csv(out / "summary.csv", summary)
+    write_csv(out / "bdrate.csv", bd)
+    plots = {}
+    for metric in bd_metrics(rows) + ["psnr_out"]:
+        flagged = {b["series"] for b in bd if b["metric"] == metric and not b["monotonic"]}
+        if curves(rows, metric):
+            plots[metric] = out / f"{metric.replace(':', '_')}_vs_bpp.png"
+            plot_metric(rows, metric, plots[metric], flagged)
+    md = _markdown(title, anchor, info, summary, bd, plots)
+    (out / "report.md").write_text(md)
+    (out / "report.html").write_text(_html(title, md, plots))
+    (out / "summary.json").write_text(json.dumps({"rows": summary, "bdrate": bd, "info": info}, indent=1))
+    return {"md": out / "report.md", "html": out / "report.html", "csv": out / "summary.csv",
+            "bdrate": out / "bdrate.csv", **{f"plot:{k}": v for k, v in plots.items()}}
+
+
+def _markdown(title: str, anchor: str, info: dict[str, Any], summary: list[dict[str, Any]],
+              bd: list[dict[str, Any]], plots: dict[str, Path]) -> str:
+    flagged = sorted({f"{b['series']} ({b['metric']})" for b in bd if not b["monotonic"]})
+    parts = [f"# {title}\n", "".join(f"- {k}: {v}\n" for k, v in info.items()),
+             f"\n## BD-rate vs anchor `{anchor}` (%, negative = fewer bits for the same metric)\n\n",
+             markdown_table(_bd_pivot(bd)),
+             "\nNon-monotonic curves: " + (", ".join(flagged) if flagged else "none") + "\n",
+             "\n## Rate points\n\n", markdown_table(summary), "\n## Curves\n\n"]
+    parts += [f"![{m}]({p.name})\n" for m, p in plots.items()]
+    return "".join(parts)
+
+
+def _bd_pivot(bd: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    table: dict[str, dict[str, Any]] = {}
+    for b in bd:
+        row = table.setdefault(b["series"], {"series": b["series"]})
+        v = b["bd_rate_pct"]
+        row[b["metric"]] = ("n/a" if v is None else f"{v:+.2f}") + ("" if b["monotonic"] else " *")
+    return list(table.values())
+
+
+def _html(title: str, md: str, plots: dict[str, Path]) -> str:
+    """A self-contained page: the Markdown as preformatted tables plus embedded PNGs."""
+    imgs = "".join(
+        f'<h3>{html.escape(m)}</h3><img alt="{html.escape(m)}" src="data:image/png;base64,'
+        f'{base64.b64encode(p.read_bytes()).decode()}"/>' for m, p in plots.items())
+    body = html.escape(md.split("\n## Curves")[0])
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            "<style>body{font-family:sans-serif;margin:2em}pre{font-size:12px;overflow-x:auto}"
+            "img{max-width:100%}</style></head><body>"
+            f"<pre>{body}</pre><h2>Curves</h2>{imgs}</body></html>")

@@ -41,8 +41,10 @@ def _run(args: argparse.Namespace) -> int:
     n = len(exp.dataset.ids())
     print(f"{exp.config.name}: {n} images x {len(exp.plan.points)} points "
           f"({len(exp.plan.series())} series), tasks: {', '.join(t.label for t in exp.plan.tasks)}")
-    run_dir = run(exp, progress=not args.no_progress)
-    print(f"results: {run_dir / 'results.sqlite'} ({time.perf_counter() - t:.1f} s)")
+    summary = run(exp, progress=not args.no_progress)
+    run_dir = summary.run_dir
+    print(f"results: {run_dir / 'results.sqlite'}: {summary.computed} items computed, "
+          f"{summary.skipped} already done ({time.perf_counter() - t:.1f} s)")
     if not args.no_report:
         args.run_dir, args.anchor = str(run_dir), None
         return _report(args)

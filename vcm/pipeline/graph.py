@@ -101,6 +101,7 @@ class Graph:
             if key not in used:
                 raise GraphError(f"grid entry {key!r} is used by no node (nodes use: {', '.join(sorted(used))})")
         regs = _registries()
+        dataset_ports = dataset_ports | {"sample_id"}  # every sample has an id
         for node in self.nodes:
             if node.component not in grid:
                 raise GraphError(f"node {node.name!r} takes its component from grid entry "

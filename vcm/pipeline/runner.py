@@ -49,15 +49,22 @@ def prepare(cfg: ExperimentConfig, base_dir: Path | None = None) -> Experiment:
     return Experiment(cfg, graph, dataset, plan, Path(cfg.output_dir))
 
 
-def run(exp: Experiment, progress: bool = True) -> Path:
-    """Compute every missing (image, point) record; returns the run folder."""
+@dataclass(frozen=True)
+class RunSummary:
+    run_dir: Path
+    computed: int  # items computed by this call
+    skipped: int   # items already in the store
+
+
+def run(exp: Experiment, progress: bool = True) -> RunSummary:
+    """Compute every missing (image, point) record, skipping those already stored."""
     exp.run_dir.mkdir(parents=True, exist_ok=True)
     (exp.run_dir / CONFIG_NAME).write_text(dump_config(exp.config))
     (exp.run_dir / "provenance.json").write_text(json.dumps(provenance(), indent=2))
     store = ResultStore(exp.run_dir / STORE_NAME)
     try:
         done = store.done()
-        units, total = [], 0
+        units, total, computed = [], 0, 0
         for sid in exp.dataset.ids():
             pts = [p for p in exp.plan.points if store.item_key(sid, p.key) not in done]
             ref = store.item_key(sid, REFERENCE) not in done
@@ -68,10 +75,12 @@ def run(exp: Experiment, progress: bool = True) -> Path:
         with tqdm(total=total, desc=exp.config.name, unit="item", disable=not progress) as bar:
             for sid, key, record in make_executor(exp.config.executor).imap(worker, units):
                 store.put(sid, key, record)
+                computed += 1
                 bar.update()
     finally:
         store.close()
-    return exp.run_dir
+    n_all = len(exp.dataset.ids()) * (len(exp.plan.points) + 1)
+    return RunSummary(exp.run_dir, computed, n_all - total)
 
 
 def provenance() -> dict[str, Any]:

@@ -1,0 +1,36 @@
+from pathlib import Path
+
+import yaml
+
+from vcm.cli import main
+
+from .conftest import tiny_config
+
+
+def test_list(capsys) -> None:
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("coco", "damask", "gt", "jpeg", "compressai", "yolov8_seg", "yolo11_pose", "deeplabv3"):
+        assert name in out
+
+
+def test_run_and_report_from_the_cli(tmp_path: Path, coco_root: str, capsys) -> None:
+    cfg = tiny_config(tmp_path, coco_root, dataset={"type": "coco", "root": coco_root, "limit": 1})
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    assert main(["run", str(path), "--no-progress", "grid.codec.0.sweep.quality=[30]"]) == 0
+    out = capsys.readouterr().out
+    assert "7 items computed" in out and "BD-rate vs anchor" in out
+    assert main(["report", str(tmp_path / "run")]) == 0
+
+
+def test_errors_are_reported_with_exit_code_2(tmp_path: Path, coco_root: str, capsys) -> None:
+    cfg = tiny_config(tmp_path, coco_root)
+    cfg["devcie"] = "cpu"
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    assert main(["run", str(path)]) == 2
+    assert "unknown key 'devcie' (did you mean 'device'?)" in capsys.readouterr().err
+    assert main(["report", str(tmp_path / "nothing")]) == 2
+    assert "not a vcm run folder" in capsys.readouterr().err
+    assert main(["run", str(tmp_path / "missing.yaml")]) == 2

@@ -1,0 +1,108 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vcm.assets import MissingAssetError
+from vcm.codecs import CODECS, BitstreamError
+from vcm.codecs.compressai import save_random_checkpoint
+from vcm.codecs.container import Container, pack, unpack
+from vcm.metrics.quality import psnr
+from vcm.types import Mask
+
+
+def _center_mask(h: int, w: int) -> Mask:
+    px = np.zeros((h, w), bool)
+    px[h // 4: 3 * h // 4, w // 4: 3 * w // 4] = True
+    return Mask.from_pixels(px)
+
+
+@pytest.mark.parametrize("name", ["jpeg", "webp", "avif"])
+@pytest.mark.parametrize("mode", ["full", "masked"])
+def test_roundtrip_bytes_and_exact_bpp(name: str, mode: str, noise_image: np.ndarray) -> None:
+    h, w = noise_image.shape[:2]
+    mask = _center_mask(h, w)
+    enc = CODECS.build(name, {"quality": 60, "mode": mode})
+    bs = enc.encode(image=noise_image, mask=mask)
+    assert isinstance(bs.data, bytes) and bs.payload_bytes > 0
+    assert bs.header_bytes + bs.side_bytes + bs.payload_bytes == len(bs.data)
+    assert (bs.side_bytes > 0) == (mode == "masked")
+    dec = CODECS.build(name, {"quality": 60, "mode": mode}).decode(bs.data)  # a separate decoder object
+    assert dec.image.shape == noise_image.shape and dec.image.dtype == np.uint8
+    assert psnr(noise_image, dec.image, mask.coded_pixels()) > 25
+    if mode == "masked":
+        assert (dec.mask.grid == mask.grid).all()
+
+
+@pytest.mark.parametrize("name", ["jpeg", "webp", "avif"])
+def test_rate_rises_with_quality_and_falls_with_mask(name: str, noise_image: np.ndarray) -> None:
+    h, w = noise_image.shape[:2]
+    sizes = [len(CODECS.build(name, {"quality": q}).encode(image=noise_image).data) for q in (10, 50, 90)]
+    assert sizes[0] < sizes[1] < sizes[2]
+    masked = CODECS.build(name, {"quality": 50, "mode": "masked", "fill": "constant"})
+    empty = len(masked.encode(image=noise_image, mask=Mask.from_pixels(np.zeros((h, w), bool))).data)
+    full = len(masked.encode(image=noise_image, mask=Mask.full(h, w)).data)
+    assert empty < full
+
+
+def test_constant_fill_makes_bytes_independent_of_background(noise_image: np.ndarray) -> None:
+    h, w = noise_image.shape[:2]
+    mask = _center_mask(h, w)
+    other = noise_image.copy()
+    other[~mask.coded_pixels()] = 255 - other[~mask.coded_pixels()]
+    codec = CODECS.build("jpeg", {"quality": 50, "mode": "masked", "fill": "constant"})
+    assert codec.encode(image=noise_image, mask=mask).data == codec.encode(image=other, mask=mask).data
+
+
+def test_mask_size_mismatch_and_missing_mask(noise_image: np.ndarray) -> None:
+    codec = CODECS.build("jpeg", {"quality": 50, "mode": "masked"})
+    with pytest.raises(ValueError, match="does not match image size"):
+        codec.encode(image=noise_image, mask=Mask.full(10, 10))
+    with pytest.raises(ValueError, match="needs a mask"):
+        codec.encode(image=noise_image)
+    with pytest.raises(ValueError, match="mode must be"):
+        CODECS.build("jpeg", {"mode": "sideways"})
+
+
+def test_truncated_corrupt_and_foreign_bitstreams(noise_image: np.ndarray) -> None:
+    h, w = noise_image.shape[:2]
+    jpeg = CODECS.build("jpeg", {"quality": 50, "mode": "masked"})
+    data = jpeg.encode(image=noise_image, mask=_center_mask(h, w)).data
+    for bad in (data[:-10], data[:3], data + b"x", b"", b"PK\x03\x04" + data[4:]):
+        with pytest.raises(BitstreamError):
+            jpeg.decode(bad)
+    with pytest.raises(BitstreamError, match="made by codec 'jpeg'"):
+        CODECS.build("webp", {}).decode(data)
+    garbled = bytearray(data)
+    garbled[-40:] = b"\x00" * 40
+    try:  # a damaged payload either decodes to some image of the right size or raises clearly
+        assert jpeg.decode(bytes(garbled)).image.shape == noise_image.shape
+    except BitstreamError:
+        pass
+
+
+def test_container_header_is_small_and_exact() -> None:
+    c = Container("webp", 4000, 3000, 16, True, b"ab", (b"x" * 300, b""))
+    bs = pack(c)
+    assert bs.header_bytes <= 16 and unpack(bs.data) == c
+
+
+ARCHS = ["bmshj2018-factorized", "bmshj2018-hyperprior", "mbt2018-mean", "cheng2020-anchor"]
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_compressai_zoo_roundtrip(arch: str, tmp_path: Path, noise_image: np.ndarray) -> None:
+    ckpt = save_random_checkpoint(arch, 1, tmp_path / f"{arch}.pth")
+    params = {"arch": arch, "quality": 1, "checkpoint": str(ckpt)}
+    bs = CODECS.build("compressai", params).encode(image=noise_image)
+    again = CODECS.build("compressai", params).encode(image=noise_image)
+    assert bs.data == again.data  # deterministic
+    dec = CODECS.build("compressai", params).decode(bs.data)
+    assert dec.image.shape == noise_image.shape
+    with pytest.raises(BitstreamError):
+        CODECS.build("compressai", params).decode(bs.data[:-5])
+
+
+def test_compressai_missing_checkpoint_names_path_and_url() -> None:
+    with pytest.raises(MissingAssetError, match=r"/nowhere/m.pth; the official weights are at https://"):
+        CODECS.build("compressai", {"arch": "mbt2018-mean", "quality": 3, "checkpoint": "/nowhere/m.pth"})

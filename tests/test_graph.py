@@ -1,0 +1,83 @@
+"""Wrong wiring fails when the graph is built, before any image is processed."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from vcm.config import parse_experiment
+from vcm.registry import RegistryError
+from vcm.pipeline.graph import Graph, GraphError
+from vcm.pipeline.runner import prepare
+
+from .conftest import tiny_config
+
+
+def _write(tmp_path: Path, nodes: dict) -> str:
+    p = tmp_path / "pipe.yaml"
+    p.write_text(yaml.safe_dump({"nodes": nodes}))
+    return str(p)
+
+
+BASE = {
+    "mask": {"kind": "mask", "inputs": {"image": "image", "annotations": "annotations", "sample_id": "sample_id"}},
+    "encode": {"kind": "encode", "component": "codec", "inputs": {"image": "image", "mask": "mask"}},
+    "decode": {"kind": "decode", "component": "codec", "inputs": {"bitstream": "encode"}},
+    "task": {"kind": "task", "inputs": {"image": "decode"}},
+}
+
+
+def _prepare(tmp_path: Path, coco_root: str, nodes: dict | None = None, **over: object):
+    cfg = tiny_config(tmp_path, coco_root, **over)
+    if nodes is not None:
+        cfg["pipeline"] = _write(tmp_path, nodes)
+    return prepare(parse_experiment(cfg))
+
+
+def test_valid_graph_builds(tmp_path: Path, coco_root: str) -> None:
+    exp = _prepare(tmp_path, coco_root, BASE)
+    assert [n.name for n in exp.graph.nodes] == ["mask", "encode", "decode", "task"]
+    assert len(exp.plan.points) == 8 and exp.plan.series() == [
+        "none/jpeg-full", "none/jpeg-masked", "gt/jpeg-full", "gt/jpeg-masked"]
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"task": {"kind": "task", "inputs": {"image": "mask"}}}, "expects image, but 'mask' gives mask"),
+    ({"decode": {"kind": "decode", "component": "codec", "inputs": {"bitstream": "image"}}}, "expects bitstream"),
+    ({"task": {"kind": "task", "inputs": {"image": "decoder"}}}, "'decoder', which is neither a node"),
+    ({"task": {"kind": "task", "inputs": {}}}, "input 'image' (image) is not wired"),
+    ({"mask": {"kind": "mask", "inputs": {"image": "task"}}}, "cycle"),
+    ({"task": {"kind": "tusk", "inputs": {"image": "decode"}}}, "kind must be one of"),
+])
+def test_wrong_wiring_fails_at_build(tmp_path: Path, coco_root: str, change: dict, message: str) -> None:
+    with pytest.raises(GraphError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        _prepare(tmp_path, coco_root, {**BASE, **change})
+
+
+def test_bad_components_fail_at_build(tmp_path: Path, coco_root: str) -> None:
+    cfg = tiny_config(tmp_path, coco_root)
+    cfg["grid"]["codec"][0]["qualty"] = 3
+    with pytest.raises(RegistryError, match="unknown parameter.*'qualty'.*allowed: quality"):
+        prepare(parse_experiment(cfg))
+    cfg = tiny_config(tmp_path, coco_root)
+    cfg["grid"]["codec"].append({"type": "jpg"})
+    with pytest.raises(KeyError, match="did you mean 'jpeg'"):
+        prepare(parse_experiment(cfg))
+    cfg = tiny_config(tmp_path, coco_root)
+    cfg["grid"]["extra"] = [{"type": "none"}]
+    with pytest.raises(GraphError, match="grid entry 'extra' is used by no node"):
+        prepare(parse_experiment(cfg))
+
+
+def test_gt_mask_on_unlabeled_dataset_fails_at_build(tmp_path: Path, assets: Path) -> None:
+    cfg = tiny_config(tmp_path, "", dataset={"type": "folder", "root": str(assets / "data" / "kodak"), "limit": 1})
+    with pytest.raises(GraphError, match="needs 'annotations', which the dataset does not provide"):
+        prepare(parse_experiment(cfg))
+
+
+def test_missing_template_and_unknown_template_key(tmp_path: Path) -> None:
+    with pytest.raises(GraphError, match="not found"):
+        Graph.load(tmp_path / "nope.yaml")
+    (tmp_path / "p.yaml").write_text("nodes: {}\nnodez: 1\n")
+    with pytest.raises(GraphError, match="unknown key"):
+        Graph.load(tmp_path / "p.yaml")

@@ -1,0 +1,59 @@
+from pathlib import Path
+
+import pytest
+
+from vcm.config import parse_experiment
+from vcm.pipeline.runner import prepare, run
+from vcm.report.bdrate import Curve, bd_rate
+from vcm.report.build import make_report
+
+from .conftest import tiny_config
+
+
+def test_bd_rate_on_known_curves() -> None:
+    anchor = Curve((0.1, 0.2, 0.4, 0.8), (30.0, 33.0, 36.0, 39.0))
+    half = Curve(tuple(r / 2 for r in anchor.rate), anchor.metric)
+    assert bd_rate(anchor, half).value == pytest.approx(-50.0, abs=1e-6)
+    double = Curve(tuple(r * 2 for r in anchor.rate), anchor.metric)
+    assert bd_rate(anchor, double).value == pytest.approx(100.0, abs=1e-6)
+    for method in ("pchip", "cubic"):
+        assert bd_rate(anchor, half, method).value == pytest.approx(-50.0, abs=1e-6)
+    bumpy = Curve((0.05, 0.1, 0.2, 0.4), (30.0, 29.0, 33.0, 36.0))
+    assert not bumpy.monotonic and bumpy.envelope().rate == (0.05, 0.2, 0.4)
+    res = bd_rate(anchor, bumpy)
+    assert res.value is not None and "non-monotonic" in res.note
+    far = Curve((1.0, 2.0, 3.0), (50.0, 51.0, 52.0))
+    assert bd_rate(anchor, far).value is None and "do not overlap" in bd_rate(anchor, far).note
+
+
+def test_report_files_and_tables(tmp_path: Path, coco_root: str) -> None:
+    cfg = tiny_config(tmp_path, coco_root, report={"anchor": "none/jpeg-full"})
+    exp = prepare(parse_experiment(cfg))
+    run(exp, progress=False)
+    files = make_report(exp.run_dir)
+    for key in ("md", "html", "csv", "bdrate", "plot:segm_AP", "plot:psnr_in"):
+        assert files[key].is_file() and files[key].stat().st_size > 100, key
+    md = files["md"].read_text()
+    assert "BD-rate vs anchor `none/jpeg-full`" in md and "gt/jpeg-masked" in md
+    assert "data:image/png;base64," in files["html"].read_text()
+    bd = files["bdrate"].read_text().splitlines()
+    assert bd[0].startswith("series,metric,bd_rate_pct,monotonic,note")
+    assert any(line.startswith("none/jpeg-full,segm_AP,0.0,") for line in bd)
+    with pytest.raises(ValueError, match="anchor 'nope' is not a series"):
+        make_report(exp.run_dir, anchor="nope")
+
+
+def test_pseudo_gt_on_unlabeled_folder(tmp_path: Path, assets: Path) -> None:
+    cfg = tiny_config(tmp_path, "", dataset={"type": "folder", "root": str(assets / "data" / "kodak"), "limit": 2},
+                      eval={"pseudo_gt": True})
+    cfg["grid"]["mask"] = [{"type": "damask", "visible_ratio": 0.5}]
+    exp = prepare(parse_experiment(cfg))
+    run(exp, progress=False)
+    files = make_report(exp.run_dir)
+    import csv
+
+    rows = list(csv.DictReader(files["csv"].open()))
+    ref = next(r for r in rows if r["series"] == "reference")
+    assert float(ref["segm_AP"]) == pytest.approx(1.0)  # the reference scored against itself
+    coded = [float(r["segm_AP"]) for r in rows if r["series"] != "reference"]
+    assert all(0.0 <= v < 1.0 for v in coded)

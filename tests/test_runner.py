@@ -1,0 +1,88 @@
+"""The runner writes one row per item, skips finished rows, and survives kill -9."""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from vcm.config import load_config
+from vcm.pipeline.runner import prepare, run
+from vcm.pipeline.store import ResultStore
+
+from .conftest import tiny_config
+
+TOTAL = 3 * (8 + 1)  # 3 images x (8 points + the uncompressed reference)
+
+
+def _config(tmp_path: Path, coco_root: str, name: str) -> Path:
+    cfg = tiny_config(tmp_path / name, coco_root)
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+def _records(run_dir: Path) -> dict:
+    store = ResultStore(run_dir / "results.sqlite")
+    out = {}
+    for sid, key, rec in store.records():
+        rec.pop("timings", None)
+        out[(sid, key)] = rec
+    store.close()
+    return out
+
+
+def _count(db: Path) -> int:
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(str(db), timeout=5) as c:
+            return int(c.execute("SELECT COUNT(*) FROM items").fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0
+
+
+def _start_and_kill(cfg: Path, db: Path, at_least: int) -> int:
+    """Run ``vcm run`` in a subprocess and SIGKILL it once ``at_least`` rows exist."""
+    proc = subprocess.Popen([sys.executable, "-m", "vcm.cli", "run", str(cfg), "--no-report", "--no-progress"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
+    deadline = time.time() + 120
+    while _count(db) < at_least and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return _count(db)
+
+
+def test_records_rate_quality_and_predictions(tmp_path: Path, coco_root: str) -> None:
+    exp = prepare(load_config(_config(tmp_path, coco_root, "a")))
+    summary = run(exp, progress=False)
+    assert summary.computed == TOTAL and summary.skipped == 0
+    recs = _records(summary.run_dir)
+    assert len(recs) == TOTAL
+    for (sid, key), r in recs.items():
+        if key == "@reference":
+            continue
+        px = r["height"] * r["width"]
+        assert r["bpp"] == 8 * r["bytes"]["total"] / px
+        assert r["bytes"]["total"] == r["bytes"]["header"] + r["bytes"]["side"] + r["bytes"]["payload"]
+        assert (r["bytes"]["side"] > 0) == r["series"].endswith("masked")
+        assert r["predictions"]["seg"]["instances"]
+    again = run(prepare(load_config(_config(tmp_path, coco_root, "a"))), progress=False)
+    assert again.computed == 0 and again.skipped == TOTAL
+
+
+def test_kill_9_then_resume_gives_the_uninterrupted_results(tmp_path: Path, coco_root: str) -> None:
+    clean = run(prepare(load_config(_config(tmp_path, coco_root, "clean"))), progress=False)
+    cfg = _config(tmp_path, coco_root, "killed")
+    db = tmp_path / "killed" / "run" / "results.sqlite"
+    first = _start_and_kill(cfg, db, at_least=4)
+    second = _start_and_kill(cfg, db, at_least=first + 9)
+    assert 0 < first < second < TOTAL, (first, second)
+    resumed = run(prepare(load_config(cfg)), progress=False)
+    assert resumed.computed == TOTAL - second
+    assert _records(resumed.run_dir) == _records(clean.run_dir)

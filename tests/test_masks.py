@@ -96,3 +96,15 @@ def test_side_info_roundtrip_and_corruption() -> None:
         decode_grid(data[:-3], 20, 20)
     with pytest.raises(SideInfoError):
         decode_grid(b"", 20, 20)
+
+
+def test_yolo_seg_mask_covers_people(coco_root: str) -> None:
+    ds = DATASETS.build("coco", {"root": coco_root, "limit": 1})
+    s = ds.load(ds.ids()[0])
+    m = MASKS.build("yolo_seg", {"category_ids": [1], "score_threshold": 0.3})(image=s.image)
+    person = np.zeros(s.image.shape[:2], bool)
+    for a in s.annotations:
+        if a["category_id"] == 1:
+            person |= ds.instances.annToMask(a).astype(bool)
+    inter = (m.pixels & person).sum() / max((m.pixels | person).sum(), 1)
+    assert inter > 0.3 and m.shape == s.image.shape[:2]

@@ -44,8 +44,11 @@ def test_report_files_and_tables(tmp_path: Path, coco_root: str) -> None:
 
 
 def test_pseudo_gt_on_unlabeled_folder(tmp_path: Path, assets: Path) -> None:
-    cfg = tiny_config(tmp_path, "", dataset={"type": "folder", "root": str(assets / "data" / "kodak"), "limit": 2},
-                      eval={"pseudo_gt": True})
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for name in ("kodim05.png", "kodim15.png", "kodim23.png"):  # images with confident objects
+        (folder / name).symlink_to(assets / "data" / "kodak" / name)
+    cfg = tiny_config(tmp_path, "", dataset={"type": "folder", "root": str(folder)}, eval={"pseudo_gt": True})
     cfg["grid"]["mask"] = [{"type": "damask", "visible_ratio": 0.5}]
     exp = prepare(parse_experiment(cfg))
     run(exp, progress=False)
@@ -57,3 +60,13 @@ def test_pseudo_gt_on_unlabeled_folder(tmp_path: Path, assets: Path) -> None:
     assert float(ref["segm_AP"]) == pytest.approx(1.0)  # the reference scored against itself
     coded = [float(r["segm_AP"]) for r in rows if r["series"] != "reference"]
     assert all(0.0 <= v < 1.0 for v in coded)
+
+
+def test_empty_pseudo_gt_is_a_clear_error(tmp_path: Path, assets: Path) -> None:
+    cfg = tiny_config(tmp_path, "", dataset={"type": "folder", "root": str(assets / "data" / "kodak"), "limit": 1},
+                      eval={"pseudo_gt": True, "pseudo_gt_min_score": 0.99})
+    cfg["grid"]["mask"] = [{"type": "none"}]
+    exp = prepare(parse_experiment(cfg))
+    run(exp, progress=False)
+    with pytest.raises(ValueError, match="pseudo ground truth is empty"):
+        make_report(exp.run_dir)

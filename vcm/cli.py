@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 from pathlib import Path
 
 
@@ -25,6 +26,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    warnings.filterwarnings("ignore", message=".*torch.jit.script.*")  # compressai import noise
     try:
         return {"run": _run, "report": _report, "list": _list}[args.cmd](args)
     except (ValueError, KeyError, FileNotFoundError, ImportError) as e:

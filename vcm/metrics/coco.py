@@ -72,6 +72,9 @@ def pseudo_ground_truth(reference: dict[int, list[dict[str, Any]]], sizes: dict[
                 a["num_keypoints"] = int(np.sum(np.asarray(r["keypoints"])[2::3] > 0))
             anns.append(a)
             cats.add(r["category_id"])
+    if not anns:
+        raise ValueError(f"pseudo ground truth is empty: no reference prediction scores >= {min_score}; "
+                         "lower eval.pseudo_gt_min_score or use images with objects")
     gt = COCO()
     gt.dataset = {"images": images, "annotations": anns,
                   "categories": [{"id": c, "name": str(c)} for c in sorted(cats | {1})]}

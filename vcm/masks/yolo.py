@@ -1,0 +1,46 @@
+"""Masks from the pretrained YOLOv8n-seg model: union of confident instance masks."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Mapping
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+from vcm.masks.base import dilate
+from vcm.tasks.base import default_model
+from vcm.tasks.yolo import YoloSeg
+from vcm.types import DEFAULT_UNIT, Mask, check_image
+
+
+class YoloSegMask:
+    """Foreground = union of YOLOv8n-seg instances scoring >= ``score_threshold``.
+
+    Args:
+        model: TFLite file (default: the assets' YOLOv8n-seg).
+        score_threshold: minimum instance score kept in the mask.
+        category_ids: keep only these COCO category ids (None: all).
+        dilate: grow the union by this many pixels.
+        unit: mask-unit size of the coded grid.
+    """
+
+    input_ports: ClassVar[Mapping[str, str]] = {"image": "image"}
+    optional_ports: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, *, model: str = default_model("yolov8n-seg", "yolov8n-seg_int8.tflite"),
+                 score_threshold: float = 0.25, category_ids: list[int] | None = None, dilate: int = 0,
+                 unit: int = DEFAULT_UNIT) -> None:
+        self.head = YoloSeg(model=model, score_threshold=min(score_threshold, 0.01))
+        self.score_threshold, self.dilate, self.unit = score_threshold, dilate, unit
+        self.category_ids = set(category_ids) if category_ids else None
+
+    def __call__(self, *, image: np.ndarray, **_: Any) -> Mask:
+        h, w = check_image(image).shape[:2]
+        union = np.zeros((h, w), bool)
+        for inst in self.head(image=image).instances:
+            if inst["score"] < self.score_threshold:
+                continue
+            if self.category_ids is not None and inst["category_id"] not in self.category_ids:
+                continue
+            union |= mask_utils.decode(inst["segmentation"]).astype(bool)
+        return Mask.from_pixels(dilate(union, self.dilate), self.unit)

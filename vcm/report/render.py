@@ -89,9 +89,11 @@ def plot_metric(rows: list[Row], metric: str, path: Path, flagged: set[str]) -> 
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
-    for series, c in curves(rows, metric).items():
+    styles, markers = ("-", "--", ":", "-."), ("o", "s", "^", "D", "v", "x")
+    for i, (series, c) in enumerate(curves(rows, metric).items()):
         mark = " (non-monotonic)" if series in flagged else ""
-        ax.plot(c.rate, c.metric, marker="o", ms=3, label=series + mark)
+        ax.plot(c.rate, c.metric, ls=styles[i // 10 % 4], marker=markers[i % 6], ms=4, lw=1.4,
+                alpha=0.85, label=series + mark)  # styles keep coinciding series visible
     ref = next((r.values.get(metric) for r in rows if r.series == "reference"), None)
     if finite(ref):
         ax.axhline(float(ref), color="k", ls="--", lw=1, label="uncompressed")  # type: ignore[arg-type]

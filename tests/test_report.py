@@ -47,7 +47,7 @@ def test_pseudo_gt_on_unlabeled_folder(tmp_path: Path, assets: Path) -> None:
     folder = tmp_path / "images"
     folder.mkdir()
     for name in ("kodim05.png", "kodim15.png", "kodim23.png"):  # images with confident objects
-        (folder / name).symlink_to(assets / "data" / "kodak" / name)
+        (folder / name).symlink_to((assets / "data" / "kodak" / name).resolve())
     cfg = tiny_config(tmp_path, "", dataset={"type": "folder", "root": str(folder)}, eval={"pseudo_gt": True})
     cfg["grid"]["mask"] = [{"type": "damask", "visible_ratio": 0.5}]
     exp = prepare(parse_experiment(cfg))

@@ -25,7 +25,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    overrides = [e for e in extra if "=" in e and not e.startswith("-")]
+    if args.cmd != "run" and overrides or len(overrides) != len(extra):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.cmd == "run":
+        args.overrides += overrides  # overrides may also follow the flags
     warnings.filterwarnings("ignore", message=".*torch.jit.script.*")  # compressai import noise
     try:
         return {"run": _run, "report": _report, "list": _list}[args.cmd](args)

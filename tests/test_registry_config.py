@@ -83,3 +83,13 @@ def test_bad_overrides() -> None:
         apply_overrides({}, ["novalue"])
     with pytest.raises(ConfigError, match="not an index"):
         apply_overrides({"a": [1, 2]}, ["a.7=1"])
+
+
+def test_unset_assets_variable_is_a_clear_error(monkeypatch) -> None:
+    from vcm.assets import MissingAssetError, assets_root, expand_path
+
+    monkeypatch.delenv("VCM_ASSETS", raising=False)
+    with pytest.raises(MissingAssetError, match="VCM_ASSETS used in"):
+        expand_path("${VCM_ASSETS}/data/coco-mini")
+    with pytest.raises(MissingAssetError, match="VCM_ASSETS is not set"):
+        assets_root()

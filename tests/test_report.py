@@ -70,3 +70,21 @@ def test_empty_pseudo_gt_is_a_clear_error(tmp_path: Path, assets: Path) -> None:
     run(exp, progress=False)
     with pytest.raises(ValueError, match="pseudo ground truth is empty"):
         make_report(exp.run_dir)
+
+
+def test_semantic_and_pose_heads_through_the_report(tmp_path: Path, coco_root: str) -> None:
+    people = [151938, 501368]  # images where persons cover 46-63 % of the frame
+    cfg = tiny_config(tmp_path, coco_root, dataset={"type": "coco", "root": coco_root, "image_ids": people})
+    cfg["grid"]["mask"] = [{"type": "gt", "category_ids": [1], "dilate": 4}]
+    cfg["grid"]["codec"] = [{"type": "webp", "mode": "masked", "sweep": {"quality": [5, 80]}}]
+    cfg["grid"]["task"] = [{"type": "deeplabv3", "label": "dl"}, {"type": "yolo11_pose", "label": "pose"}]
+    exp = prepare(parse_experiment(cfg))
+    run(exp, progress=False)
+    import csv
+
+    rows = list(csv.DictReader(make_report(exp.run_dir)["csv"].open()))
+    ref = next(r for r in rows if r["series"] == "reference")
+    assert 0.0 < float(ref["dl:mIoU"]) <= 1.0 and float(ref["dl:IoU_person"]) > 0.5
+    assert 0.0 < float(ref["pose:kp_AP"]) <= 1.0
+    low, high = (r for r in rows if r["series"] != "reference")
+    assert float(low["bpp"]) < float(high["bpp"]) and float(low["bpp_side"]) > 0

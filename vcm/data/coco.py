@@ -30,12 +30,13 @@ class CocoDataset:
         split: e.g. ``val2017``.
         limit: keep at most this many images.
         subset_seed: draw the ``limit`` images at random with this seed (else the first by id).
+        image_ids: take exactly these COCO image ids (before ``limit``).
     """
 
     ports: ClassVar[frozenset[str]] = frozenset({"image", "annotations"})
 
     def __init__(self, *, root: str, split: str = "val2017", limit: int | None = None,
-                 subset_seed: int | None = None) -> None:
+                 subset_seed: int | None = None, image_ids: list[int] | None = None) -> None:
         self.root = Path(expand_path(root))
         self.split = split
         self.image_dir = self.root / split
@@ -46,6 +47,11 @@ class CocoDataset:
         if not self._ann_files["instances"].is_file():
             raise MissingAssetError(f"COCO annotations not found: {self._ann_files['instances']}")
         all_ids = [str(i) for i in sorted(self.instances.getImgIds())]
+        if image_ids is not None:
+            missing = sorted(set(map(str, image_ids)) - set(all_ids))
+            if missing:
+                raise ValueError(f"image ids not in {self._ann_files['instances'].name}: {', '.join(missing)}")
+            all_ids = [str(i) for i in sorted(set(image_ids))]
         self._ids = select(all_ids, limit, subset_seed)
 
     @cached_property

@@ -64,7 +64,7 @@ def test_records_rate_quality_and_predictions(tmp_path: Path, coco_root: str) ->
     assert summary.computed == TOTAL and summary.skipped == 0
     recs = _records(summary.run_dir)
     assert len(recs) == TOTAL
-    for (sid, key), r in recs.items():
+    for (_sid, key), r in recs.items():
         if key == "@reference":
             continue
         px = r["height"] * r["width"]

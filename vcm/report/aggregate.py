@@ -55,9 +55,17 @@ def aggregate(exp: Experiment, store: ResultStore) -> list[Row]:
         recs = by_point.get(key)
         if recs:
             values: dict[str, float | None] = {k: _mean([r.get(k) for r in recs.values()]) for k in RATE_KEYS + QUALITY_KEYS}
+            values.update(_timings(recs))
             values.update(scorer.score(recs))
             rows.append(Row(point.series, point.point, len(recs), values))
     return rows
+
+
+def _timings(recs: dict[str, dict[str, Any]]) -> dict[str, float | None]:
+    """Mean per-stage time in milliseconds (``ms_encode``, ``ms_task:seg``, ...)."""
+    stages = dict.fromkeys(k for r in recs.values() for k in r.get("timings", {}))
+    return {f"ms_{k}": _mean([1000 * r["timings"][k] for r in recs.values() if k in r.get("timings", {})])
+            for k in stages}
 
 
 def _mean(xs: list[Any]) -> float | None:

@@ -19,7 +19,7 @@ def metric_keys(rows: list[Row]) -> list[str]:
     keys: dict[str, None] = {}
     for r in rows:
         for k in r.values:
-            if k not in RATE_KEYS and k not in QUALITY_KEYS:
+            if k not in RATE_KEYS and k not in QUALITY_KEYS and not k.startswith("ms_"):
                 keys[k] = None
     return list(keys)
 
@@ -68,7 +68,8 @@ def markdown_table(records: list[dict[str, Any]]) -> str:
 
 
 def summary_records(rows: list[Row]) -> list[dict[str, Any]]:
-    keys = list(RATE_KEYS) + list(QUALITY_KEYS) + metric_keys(rows)
+    timing = list(dict.fromkeys(k for r in rows for k in r.values if k.startswith("ms_")))
+    keys = list(RATE_KEYS) + list(QUALITY_KEYS) + metric_keys(rows) + timing
     return [{"series": r.series, "point": r.point, "images": r.images, **{k: r.values.get(k) for k in keys}}
             for r in rows]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Mapping, Protocol, runtime_checkable
+from typing import ClassVar, Mapping, Protocol, runtime_checkable
 
 import cv2
 import numpy as np

@@ -16,7 +16,7 @@ VOC_CLASSES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "
 # COCO category id -> VOC class index (the 20 VOC classes all exist in COCO).
 COCO_TO_VOC = {5: 1, 2: 2, 16: 3, 9: 4, 44: 5, 6: 6, 3: 7, 17: 8, 62: 9, 21: 10, 67: 11, 18: 12,
                19: 13, 4: 14, 1: 15, 64: 16, 20: 17, 63: 18, 7: 19, 72: 20}
-IGNORE = 255
+from vcm.metrics.segmentation import IGNORE  # noqa: E402  (one definition of the ignore label)
 
 
 class DeepLabV3:

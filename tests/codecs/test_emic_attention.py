@@ -1,0 +1,71 @@
+"""EMIC invariant (a): attention over the visible subset equals dense masked attention."""
+
+import torch
+
+from vcm.codecs.emic.attention import (decay_bias, decay_log_gammas, dense_masked_attention, dpisa,
+                                       dpisa_reference, manhattan, pisa)
+
+
+def _grid(h: int, w: int) -> torch.Tensor:
+    ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    return torch.stack([xs.reshape(-1), ys.reshape(-1)], -1)  # (h*w, 2) as (x, y)
+
+
+def test_gammas_follow_the_rmt_schedule() -> None:
+    g = decay_log_gammas(4).exp()
+    assert torch.allclose(g, torch.tensor([1 - 2**-2, 1 - 2**-3, 1 - 2**-4, 1 - 2**-5]))
+
+
+def test_sampled_decay_equals_full_grid_decay_indexed() -> None:
+    coords = _grid(6, 7)
+    full = manhattan(coords, coords)
+    idx = torch.tensor([0, 5, 9, 17, 40, 41])
+    assert torch.equal(full[idx][:, idx], manhattan(coords[idx], coords[idx]))
+
+
+def test_pisa_on_visible_subset_equals_dense_masked_attention() -> None:
+    torch.manual_seed(0)
+    b, heads, d, gh, gw = 2, 3, 8, 6, 5
+    coords = _grid(gh, gw).expand(b, -1, -1)
+    n = gh * gw
+    q, k, v = (torch.randn(b, heads, n, d) for _ in range(3))
+    visible = torch.rand(b, n) < 0.4
+    visible[:, 0] = True
+    log_gamma = decay_log_gammas(heads)
+    dense = dense_masked_attention(q, k, v, coords, log_gamma, visible)
+    for i in range(b):
+        idx = visible[i].nonzero().squeeze(1)
+        sub = pisa(q[i:i + 1, :, idx], k[i:i + 1, :, idx], v[i:i + 1, :, idx], coords[i:i + 1, idx], log_gamma)
+        assert (sub - dense[i:i + 1, :, idx]).abs().max() < 1e-5
+    # the decay really matters: dropping it changes the output
+    flat = dense_masked_attention(q, k, v, coords, torch.zeros(heads), visible)
+    assert (flat - dense)[visible[:, None].expand(-1, heads, -1)].abs().max() > 1e-3
+
+
+def test_dpisa_matches_its_reference_and_ignores_padded_units() -> None:
+    torch.manual_seed(1)
+    b, heads, n_mu, n_au, d = 2, 2, 5, 4, 8
+    q, k, v = (torch.randn(b, heads, n_mu, n_au, d) for _ in range(3))
+    mu = torch.randint(0, 10, (b, n_mu, 2))
+    au = _grid(2, 2)
+    lg = decay_log_gammas(heads)
+    out = dpisa(q, k, v, mu, au, lg)
+    assert (out - dpisa_reference(q, k, v, mu, au, lg)).abs().max() < 1e-5
+    # two padded MUs appended: the real MUs' outputs do not change
+    pad = lambda t: torch.cat([t, torch.randn(b, heads, 2, n_au, d)], 2)  # noqa: E731
+    padding = torch.zeros(b, n_mu + 2, dtype=torch.bool)
+    padding[:, n_mu:] = True
+    mu_pad = torch.cat([mu, torch.randint(0, 10, (b, 2, 2))], 1)
+    padded = dpisa(pad(q), pad(k), pad(v), mu_pad, au, lg, mu_padding=padding)
+    assert (padded[:, :, :n_mu] - out).abs().max() < 1e-5
+
+
+def test_dpisa_with_one_attention_unit_is_pisa() -> None:
+    torch.manual_seed(2)
+    q, k, v = (torch.randn(1, 2, 6, 1, 4) for _ in range(3))
+    mu = torch.randint(0, 8, (1, 6, 2))
+    lg = decay_log_gammas(2)
+    out = dpisa(q, k, v, mu, torch.zeros(1, 2, dtype=torch.long), lg)
+    ref = pisa(q[:, :, :, 0], k[:, :, :, 0], v[:, :, :, 0], mu, lg)
+    assert (out[:, :, :, 0] - ref).abs().max() < 1e-5
+    assert decay_bias(mu, lg).shape == (1, 2, 6, 6)

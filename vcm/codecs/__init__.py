@@ -7,5 +7,6 @@ CODECS.register_lazy("jpeg", "vcm.codecs.pillow:jpeg")
 CODECS.register_lazy("webp", "vcm.codecs.pillow:webp")
 CODECS.register_lazy("avif", "vcm.codecs.pillow:avif")
 CODECS.register_lazy("compressai", "vcm.codecs.compressai:compressai_codec")
+CODECS.register_lazy("emic", "vcm.codecs.emic.codec:emic")
 
 __all__ = ["CODECS", "Codec", "BitstreamError"]

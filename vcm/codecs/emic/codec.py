@@ -1,0 +1,85 @@
+"""The registered ``emic`` codec: real bytes from the EMIC model, decodable from bytes alone.
+
+Bitstream: the vcm container header, the unit map as side info (:mod:`vcm.masks.sideinfo`),
+then two payload sections, the z string and the y string. An empty mask sends no payload.
+Masks that are not unit-aligned are dilated to units (a unit is kept if any pixel is kept).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar, Mapping
+
+import numpy as np
+import torch
+
+from vcm.assets import expand_path, require_file
+from vcm.codecs.container import BitstreamError, Container, pack, unpack
+from vcm.codecs.emic.model import EmicConfig, EmicModel, prepare_input
+from vcm.device import load_checkpoint
+from vcm.masks.sideinfo import SideInfoError, decode_grid, encode_grid
+from vcm.types import Bitstream, Decoded, Mask, check_image
+
+
+def save_emic_checkpoint(model: EmicModel, path: str | Path, **extra: Any) -> Path:
+    """Write ``{"config", "state_dict", ...}``: what :func:`load_emic` reads."""
+    torch.save({"config": model.cfg.to_dict(), "state_dict": model.state_dict(), **extra}, path)
+    return Path(path)
+
+
+def load_emic(path: str | Path) -> EmicModel:
+    ckpt = load_checkpoint(require_file(expand_path(str(path)), "EMIC checkpoint"))
+    if "config" not in ckpt or "state_dict" not in ckpt:
+        raise ValueError(f"{path} is not an EMIC checkpoint (needs 'config' and 'state_dict')")
+    model = EmicModel(EmicConfig.from_dict(ckpt["config"]))
+    model.load_state_dict(ckpt["state_dict"])
+    model.update(force=True)
+    return model.eval()
+
+
+class EmicCodec:
+    """Encodes only the visible mask units; the decoder reconstructs them on a black canvas."""
+
+    input_ports: ClassVar[Mapping[str, str]] = {"image": "image", "mask": "mask"}
+    optional_ports: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, model: EmicModel, device: torch.device | None = None) -> None:
+        self.model, self.device = model.to(device or "cpu").eval(), device or torch.device("cpu")
+        self.unit = model.cfg.unit
+
+    def encode(self, *, image: np.ndarray, mask: Mask | None = None) -> Bitstream:
+        h, w = check_image(image).shape[:2]
+        if mask is None:
+            raise ValueError("emic needs a mask input (use mask type 'none' for the full frame)")
+        mask.check_fits(image)
+        mask = Mask.from_pixels(mask.coded_pixels(), self.unit)  # dilate to EMIC's unit
+        sections: tuple[bytes, ...] = ()
+        if mask.grid.any():
+            x = prepare_input(torch.from_numpy(image), self.unit).to(self.device)
+            grid = torch.from_numpy(mask.grid)[None].to(self.device)
+            sections = tuple(self.model.compress(x, grid)["strings"])
+        return pack(Container("emic", h, w, self.unit, True, encode_grid(mask.grid), sections))
+
+    def decode(self, data: bytes) -> Decoded:
+        c = unpack(data, expect_codec="emic")
+        try:
+            grid = decode_grid(c.side, *Mask.grid_shape(c.height, c.width, c.unit))
+        except SideInfoError as e:
+            raise BitstreamError(str(e)) from e
+        mask = Mask.from_grid(grid, c.height, c.width, c.unit)
+        if not grid.any():
+            return Decoded(np.zeros((c.height, c.width, 3), np.uint8), mask)
+        if len(c.sections) != 2:
+            raise BitstreamError(f"emic bitstream needs 2 payload sections, has {len(c.sections)}")
+        hp, wp = grid.shape[0] * c.unit, grid.shape[1] * c.unit
+        try:
+            x = self.model.decompress(list(c.sections), torch.from_numpy(grid)[None].to(self.device), hp, wp)
+        except (RuntimeError, ValueError, IndexError) as e:
+            raise BitstreamError(f"emic payload cannot be decoded: {e}") from e
+        img = (x[0, :, : c.height, : c.width].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
+        return Decoded(np.ascontiguousarray(img), mask)
+
+
+def emic(*, checkpoint: str, device: torch.device | None = None) -> EmicCodec:
+    """EMIC from a checkpoint written by :func:`save_emic_checkpoint` (or ``vcm train``)."""
+    return EmicCodec(load_emic(checkpoint), device)

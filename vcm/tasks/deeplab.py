@@ -7,6 +7,7 @@ from typing import Any, ClassVar, Mapping
 import cv2
 import numpy as np
 
+from vcm.metrics.segmentation import IGNORE
 from vcm.tasks.base import Letterbox, TFLiteModel, default_model
 from vcm.types import Prediction, check_image
 
@@ -16,7 +17,6 @@ VOC_CLASSES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "
 # COCO category id -> VOC class index (the 20 VOC classes all exist in COCO).
 COCO_TO_VOC = {5: 1, 2: 2, 16: 3, 9: 4, 44: 5, 6: 6, 3: 7, 17: 8, 62: 9, 21: 10, 67: 11, 18: 12,
                19: 13, 4: 14, 1: 15, 64: 16, 20: 17, 63: 18, 7: 19, 72: 20}
-from vcm.metrics.segmentation import IGNORE  # noqa: E402  (one definition of the ignore label)
 
 
 class DeepLabV3:

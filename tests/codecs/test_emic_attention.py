@@ -69,3 +69,13 @@ def test_dpisa_with_one_attention_unit_is_pisa() -> None:
     ref = pisa(q[:, :, :, 0], k[:, :, :, 0], v[:, :, :, 0], mu, lg)
     assert (out[:, :, :, 0] - ref).abs().max() < 1e-5
     assert decay_bias(mu, lg).shape == (1, 2, 6, 6)
+
+
+def test_dpisa_chunking_does_not_change_results() -> None:
+    torch.manual_seed(3)
+    q, k, v = (torch.randn(2, 2, 9, 4, 8) for _ in range(3))
+    mu = torch.randint(0, 12, (2, 9, 2))
+    lg = decay_log_gammas(2)
+    whole = dpisa(q, k, v, mu, _grid(2, 2), lg)
+    for budget in (1, 100, 500):
+        assert (dpisa(q, k, v, mu, _grid(2, 2), lg, max_logits=budget) - whole).abs().max() < 1e-6

@@ -71,7 +71,7 @@ def dense_masked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, co
 
 def dpisa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mu_coords: torch.Tensor,
           au_coords: torch.Tensor, log_gamma: torch.Tensor,
-          mu_padding: torch.Tensor | None = None) -> torch.Tensor:
+          mu_padding: torch.Tensor | None = None, max_logits: int = 2**26) -> torch.Tensor:
     """Decomposed PISA on MU-major tokens.
 
     Args:
@@ -80,17 +80,24 @@ def dpisa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mu_coords: torch.Te
         au_coords: (n_au, 2) attention-unit coordinates inside a mask unit.
         log_gamma: (H,).
         mu_padding: optional bool (B, n_mu), True for padded (absent) mask units.
+        max_logits: step 1 runs over chunks of query units so that at most this many logits
+            exist at once (memory bound for large images; results do not depend on it).
     Returns:
         (B, H, n_mu, n_au, d).
     """
-    d = q.shape[-1]
+    b, h, n_mu, n_au, d = q.shape
     # step 1: across mask units, one sequence per attention-unit slot
     qa, ka, va = (t.transpose(2, 3) for t in (q, k, v))  # (B, H, n_au, n_mu, d)
-    bias_mu = decay_bias(mu_coords, log_gamma)[:, :, None]  # (B, H, 1, n_mu, n_mu)
-    if mu_padding is not None:
-        bias_mu = bias_mu.masked_fill(mu_padding[:, None, None, None, :], float("-inf"))
-    attn_mu = torch.softmax(qa @ ka.transpose(-1, -2) / math.sqrt(d) + bias_mu, dim=-1)
-    v1 = (attn_mu @ va).transpose(2, 3)  # (B, H, n_mu, n_au, d)
+    chunk = max(1, max_logits // max(1, b * h * n_au * n_mu))
+    parts = []
+    for s in range(0, n_mu, chunk):
+        rows = slice(s, min(s + chunk, n_mu))
+        bias = manhattan(mu_coords[:, rows], mu_coords)[:, None] * log_gamma.view(-1, 1, 1)  # (B, H, c, n_mu)
+        if mu_padding is not None:
+            bias = bias.masked_fill(mu_padding[:, None, None, :], float("-inf"))
+        logits = qa[:, :, :, rows] @ ka.transpose(-1, -2) / math.sqrt(d) + bias[:, :, None]
+        parts.append(torch.softmax(logits, dim=-1) @ va)
+    v1 = torch.cat(parts, dim=3).transpose(2, 3)  # (B, H, n_mu, n_au, d)
     # step 2: inside each mask unit, across its attention units
     bias_au = decay_bias(au_coords, log_gamma)[None, :, None]  # (1, H, 1, n_au, n_au)
     attn_au = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(d) + bias_au, dim=-1)

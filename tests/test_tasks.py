@@ -46,8 +46,6 @@ def test_coco_ap_is_one_on_ground_truth_as_predictions(coco_root: str) -> None:
     ds = DATASETS.build("coco", {"root": coco_root, "limit": 5})
     gt = ds.coco_gt("instances")
     ids = [int(i) for i in ds.ids()]
-    from pycocotools import mask as mask_utils
-
     results = []
     for a in gt.loadAnns(gt.getAnnIds(imgIds=ids, iscrowd=False)):
         rle = gt.annToRLE(copy.deepcopy(a))
@@ -57,7 +55,6 @@ def test_coco_ap_is_one_on_ground_truth_as_predictions(coco_root: str) -> None:
     assert coco_ap(gt, results, ids, "segm")["segm_AP"] == pytest.approx(1.0)
     assert coco_ap(gt, results, ids, "bbox")["bbox_AP"] == pytest.approx(1.0)
     assert coco_ap(gt, [], ids, "bbox")["bbox_AP"] == 0.0
-    del mask_utils
 
 
 def test_deeplab_class_map_and_odd_sizes(coco_root: str) -> None:

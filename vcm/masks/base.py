@@ -37,6 +37,18 @@ def dilate(pixels: np.ndarray, radius: int) -> np.ndarray:
     return cv2.dilate(pixels.astype(np.uint8), kernel).astype(bool)
 
 
+def annotation_mask(ann: Mapping[str, Any], height: int, width: int) -> np.ndarray:
+    """Decode one COCO annotation's segmentation (polygons, RLE or compressed RLE) to bool (H, W)."""
+    from pycocotools import mask as mask_utils
+
+    seg = ann["segmentation"]
+    if isinstance(seg, list) or isinstance(seg.get("counts"), list):
+        seg = mask_utils.frPyObjects(seg, height, width)
+    if isinstance(seg, list):
+        seg = mask_utils.merge(seg)
+    return mask_utils.decode(seg).astype(bool)
+
+
 def sample_rng(seed: int, sample_id: str) -> np.random.Generator:
     """A generator seeded by (seed, sample id): the same mask for the same image in every run."""
     return np.random.default_rng([seed, zlib.crc32(sample_id.encode())])

@@ -6,7 +6,7 @@ from typing import Any, ClassVar, Mapping
 
 import numpy as np
 
-from vcm.masks.base import dilate, sample_rng, visible_count
+from vcm.masks.base import annotation_mask, dilate, sample_rng, visible_count
 from vcm.types import DEFAULT_UNIT, Mask, check_image
 
 
@@ -43,8 +43,6 @@ class GroundTruthMask:
 
     def __call__(self, *, image: np.ndarray, annotations: list[dict[str, Any]] | None = None,
                  **_: Any) -> Mask:
-        from pycocotools import mask as mask_utils
-
         h, w = check_image(image).shape[:2]
         if annotations is None:
             raise ValueError("ground-truth mask needs annotations; this dataset has none")
@@ -54,10 +52,7 @@ class GroundTruthMask:
                 continue
             if ann.get("iscrowd", 0) and not self.include_crowd:
                 continue
-            seg = ann["segmentation"]
-            rles = mask_utils.frPyObjects(seg, h, w) if isinstance(seg, list) or \
-                isinstance(seg.get("counts"), list) else seg
-            union |= mask_utils.decode(mask_utils.merge(rles) if isinstance(rles, list) else rles).astype(bool)
+            union |= annotation_mask(ann, h, w)
         return Mask.from_pixels(dilate(union, self.dilate), self.unit)
 
 

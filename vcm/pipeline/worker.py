@@ -28,7 +28,9 @@ class Components:
     """Builds each fixed component once per run (encoder and decoder are separate objects)."""
 
     def __init__(self, device: torch.device) -> None:
-        self.device, self._built, self._regs = device, {}, _registries()  # type: dict[tuple[str, str], Any]
+        self.device = device
+        self._built: dict[tuple[str, str], Any] = {}
+        self._regs = _registries()
 
     def get(self, kind: str, choice: Choice) -> Any:
         key = (kind, choice.ident)

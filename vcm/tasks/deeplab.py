@@ -7,6 +7,7 @@ from typing import Any, ClassVar, Mapping
 import cv2
 import numpy as np
 
+from vcm.masks.base import annotation_mask
 from vcm.metrics.segmentation import IGNORE
 from vcm.tasks.base import Letterbox, TFLiteModel, default_model
 from vcm.types import Prediction, check_image
@@ -49,13 +50,9 @@ class DeepLabV3:
 def voc_ground_truth(annotations: list[dict[str, Any]], h: int, w: int) -> np.ndarray:
     """VOC class map from COCO instances: mapped classes painted large-to-small, other
     objects and crowd regions ``IGNORE``, the rest background (0)."""
-    from pycocotools import mask as mask_utils
-
     out = np.zeros((h, w), np.uint8)
     for ann in sorted(annotations, key=lambda a: -a.get("area", 0)):
-        seg = ann["segmentation"]
-        rle = mask_utils.frPyObjects(seg, h, w) if isinstance(seg, list) or isinstance(seg.get("counts"), list) else seg
-        m = mask_utils.decode(mask_utils.merge(rle) if isinstance(rle, list) else rle).astype(bool)
+        m = annotation_mask(ann, h, w)
         cls = COCO_TO_VOC.get(ann["category_id"])
         out[m] = IGNORE if cls is None or ann.get("iscrowd", 0) else cls
     return out

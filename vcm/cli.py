@@ -1,4 +1,4 @@
-"""Command line: ``vcm run CONFIG [key=value ...]``, ``vcm report RUN_DIR``, ``vcm list``."""
+"""Command line: ``vcm run CONFIG [key=value ...]``, ``vcm train CONFIG``, ``vcm report RUN_DIR``, ``vcm list``."""
 
 from __future__ import annotations
 
@@ -20,6 +20,12 @@ def _parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="write the report of a run folder")
     rep.add_argument("run_dir")
     rep.add_argument("--anchor", help="series BD-rates are computed against")
+    t = sub.add_parser("train", help="train a learned codec's rate points (resumes where it stopped)")
+    t.add_argument("config")
+    t.add_argument("overrides", nargs="*", help="config overrides, e.g. rates.0.steps=100")
+    t.add_argument("--rate", action="append", help="train only this rate point (repeatable)")
+    t.add_argument("--until", type=int, help="stop each rate point at this step (resumable)")
+    t.add_argument("--no-progress", action="store_true")
     sub.add_parser("list", help="list registered components")
     return p
 
@@ -28,13 +34,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args, extra = parser.parse_known_args(argv)
     overrides = [e for e in extra if "=" in e and not e.startswith("-")]
-    if args.cmd != "run" and overrides or len(overrides) != len(extra):
+    if args.cmd not in ("run", "train") and overrides or len(overrides) != len(extra):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    if args.cmd == "run":
+    if args.cmd in ("run", "train"):
         args.overrides += overrides  # overrides may also follow the flags
     warnings.filterwarnings("ignore", message=".*torch.jit.script.*")  # compressai import noise
     try:
-        return {"run": _run, "report": _report, "list": _list}[args.cmd](args)
+        return {"run": _run, "report": _report, "train": _train, "list": _list}[args.cmd](args)
     except (ValueError, KeyError, FileNotFoundError, ImportError) as e:
         print(f"vcm {args.cmd}: error: {e}", file=sys.stderr)
         return 2
@@ -56,6 +62,16 @@ def _run(args: argparse.Namespace) -> int:
     if not args.no_report:
         args.run_dir, args.anchor = str(run_dir), None
         return _report(args)
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from vcm.train.config import load_train_config
+    from vcm.train.loop import train
+
+    cfg = load_train_config(args.config, args.overrides)
+    for name, path in train(cfg, only=args.rate, progress=not args.no_progress, until=args.until).items():
+        print(f"{name}: {path or 'not finished (run again to resume)'}")
     return 0
 
 

@@ -1,7 +1,7 @@
 """The registered ``emic`` codec: real bytes from the EMIC model, decodable from bytes alone.
 
 Bitstream: the vcm container header, the unit map as side info (:mod:`vcm.masks.sideinfo`),
-then two payload sections, the z string and the y string. An empty mask sends no payload.
+then the payload sections: the z string and the y string (one per ChARM slice). An empty mask sends no payload.
 Masks that are not unit-aligned are dilated to units (a unit is kept if any pixel is kept).
 """
 
@@ -20,10 +20,18 @@ from vcm.device import load_checkpoint
 from vcm.masks.sideinfo import SideInfoError, decode_grid, encode_grid
 from vcm.types import Bitstream, Decoded, Mask, check_image
 
+_TABLES = ("._quantized_cdf", "._offset", "._cdf_length", ".scale_table")
 
-def save_emic_checkpoint(model: EmicModel, path: str | Path, **extra: Any) -> Path:
-    """Write ``{"config", "state_dict", ...}``: what :func:`load_emic` reads."""
-    torch.save({"config": model.cfg.to_dict(), "state_dict": model.state_dict(), **extra}, path)
+
+def save_emic_checkpoint(model: EmicModel, path: str | Path, half: bool = False, **extra: Any) -> Path:
+    """Write ``{"config", "state_dict", ...}``: what :func:`load_emic` reads.
+
+    ``half`` stores float tensors as float16 (half the file); they load back as float32, and the
+    entropy coder's tables are rebuilt from the loaded values, so encoder and decoder agree.
+    """
+    state = {k: v.half() if half and v.is_floating_point() else v for k, v in model.state_dict().items()
+             if not k.endswith(_TABLES)}  # coder tables are rebuilt at load time
+    torch.save({"config": model.cfg.to_dict(), "state_dict": state, **extra}, path)
     return Path(path)
 
 
@@ -32,8 +40,10 @@ def load_emic(path: str | Path) -> EmicModel:
     if "config" not in ckpt or "state_dict" not in ckpt:
         raise ValueError(f"{path} is not an EMIC checkpoint (needs 'config' and 'state_dict')")
     model = EmicModel(EmicConfig.from_dict(ckpt["config"]))
-    model.load_state_dict(ckpt["state_dict"])
-    model.update(force=True)
+    model.update(force=True)  # placeholder coder tables for the keys the file leaves out
+    state = {k: v for k, v in model.state_dict().items() if k.endswith(_TABLES)} | ckpt["state_dict"]
+    model.load_state_dict(state)
+    model.update(force=True)  # the coder tables of the loaded weights
     return model.eval()
 
 
@@ -69,8 +79,9 @@ class EmicCodec:
         mask = Mask.from_grid(grid, c.height, c.width, c.unit)
         if not grid.any():
             return Decoded(np.zeros((c.height, c.width, 3), np.uint8), mask)
-        if len(c.sections) != 2:
-            raise BitstreamError(f"emic bitstream needs 2 payload sections, has {len(c.sections)}")
+        want = 1 + max(1, self.model.cfg.slices)
+        if len(c.sections) != want:
+            raise BitstreamError(f"emic bitstream needs {want} payload sections, has {len(c.sections)}")
         hp, wp = grid.shape[0] * c.unit, grid.shape[1] * c.unit
         try:
             x = self.model.decompress(list(c.sections), torch.from_numpy(grid)[None].to(self.device), hp, wp)

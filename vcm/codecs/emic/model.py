@@ -5,8 +5,10 @@
     y --GaussianConditional(means, scales)--> y_hat --Synthesis--> visible MUs
 
 The hyper path keeps one token per visible MU (no spatial down-sampling; brief section 3.4(a)),
-so no 2x2 latent group ever mixes visible and masked units. A ChARM slice model is a planned
-refinement [G]. Entropy coding is compressai's (rANS); rate is over visible tokens only.
+so no 2x2 latent group ever mixes visible and masked units. With ``slices`` > 0 a ChARM-style
+channel context (:class:`ChannelContext`, our choice [G]) codes y in slices, each conditioned on
+the hyper parameters and the slices decoded before it. Entropy coding is compressai's (rANS);
+the rate counts visible tokens only (batch padding is excluded).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 import torch
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from compressai.models import CompressionModel
+from compressai.ops import quantize_ste
 from torch import nn
 
 from vcm.codecs.emic.tokens import Tokens, pad_to_unit
@@ -34,6 +37,7 @@ class EmicConfig:
     hyper_depth: int = 1
     unit: int = 16
     patch: int = 2
+    slices: int = 0  # ChARM channel slices of y; 0 = plain hyperprior
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "EmicConfig":
@@ -57,37 +61,62 @@ class EmicModel(CompressionModel):
         self.h_s_out = nn.Linear(m, 2 * m)
         self.entropy_bottleneck = EntropyBottleneck(cz)
         self.gaussian_conditional = GaussianConditional(None)
+        self.charm = ChannelContext(m, cfg.slices) if cfg.slices else None
 
     def _hyper_analysis(self, y: Tokens) -> torch.Tensor:
         return self.h_a_out(self.h_a_blocks(y).x[:, :, 0]).transpose(1, 2)  # (B, Cz, V)
 
-    def _hyper_synthesis(self, z_hat: torch.Tensor, like: Tokens) -> tuple[torch.Tensor, torch.Tensor]:
+    def _hyper_synthesis(self, z_hat: torch.Tensor, like: Tokens) -> torch.Tensor:
+        """z_hat (B, Cz, V) -> hyper parameters (B, 2M, V): means then scales."""
         h = self.h_s_blocks(like.with_x(self.h_s_in(z_hat.transpose(1, 2))[:, :, None])).x[:, :, 0]
-        means, scales = self.h_s_out(h).transpose(1, 2).chunk(2, dim=1)  # (B, M, V) each
-        return means, scales
+        return self.h_s_out(h).transpose(1, 2)
+
+    def _slice_params(self, hyper: torch.Tensor, decoded: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(means, scales) of the next slice (all of y when ``slices`` = 0)."""
+        if self.charm is None:
+            means, scales = hyper.chunk(2, dim=1)
+            return means, scales
+        return self.charm(hyper, decoded)
 
     def forward(self, x: torch.Tensor, grid: torch.Tensor) -> dict[str, Any]:
-        """Training pass with additive-noise quantisation; likelihoods over visible tokens."""
+        """Training pass: noisy latents for the rate, likelihoods over visible tokens only.
+
+        Without slices the synthesis sees the noisy y; with slices it sees y rounded around the
+        predicted mean (straight-through), as the context of later slices does at decode time.
+        """
         h, w = x.shape[-2:]
         y = self.g_a(x, grid)
         z = self._hyper_analysis(y)
         z_hat, z_lik = self.entropy_bottleneck(z)
-        means, scales = self._hyper_synthesis(z_hat, y)
-        y_hat, y_lik = self.gaussian_conditional(y.x[:, :, 0].transpose(1, 2), scales, means=means)
+        hyper = self._hyper_synthesis(z_hat, y)
+        decoded: list[torch.Tensor] = []
+        y_liks = []
+        for y_i in y.x[:, :, 0].transpose(1, 2).chunk(max(1, self.cfg.slices), dim=1):
+            means, scales = self._slice_params(hyper, decoded)
+            y_hat_i, lik = self.gaussian_conditional(y_i, scales, means=means)
+            decoded.append(y_hat_i if self.charm is None else quantize_ste(y_i - means) + means)
+            y_liks.append(lik)
+        y_hat = torch.cat(decoded, dim=1)
         x_hat = self.g_s(y.with_x(y_hat.transpose(1, 2)[:, :, None]), h, w)
-        return {"x_hat": x_hat, "likelihoods": {"y": y_lik, "z": z_lik}, "pad": y.pad}
+        keep = ~y.pad[:, None]  # (B, 1, V): padding tokens cost nothing
+        liks = {"y": torch.cat(y_liks, 1).where(keep, 1.0), "z": z_lik.where(keep, 1.0)}
+        return {"x_hat": x_hat, "likelihoods": liks, "pad": y.pad}
 
     @torch.no_grad()
     def compress(self, x: torch.Tensor, grid: torch.Tensor) -> dict[str, Any]:
-        """One image (B = 1) with at least one visible unit -> z and y strings."""
+        """One image (B = 1) with at least one visible unit -> [z string, y string(s)]."""
         y = self.g_a(x, grid)
         z = self._hyper_analysis(y)
         z_strings = self.entropy_bottleneck.compress(z)
         z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-1:])
-        means, scales = self._hyper_synthesis(z_hat, y)
-        indexes = self.gaussian_conditional.build_indexes(scales)
-        y_strings = self.gaussian_conditional.compress(y.x[:, :, 0].transpose(1, 2), indexes, means=means)
-        return {"strings": [z_strings[0], y_strings[0]], "visible": y.x.shape[1]}
+        hyper = self._hyper_synthesis(z_hat, y)
+        strings, decoded = [z_strings[0]], []
+        for y_i in y.x[:, :, 0].transpose(1, 2).chunk(max(1, self.cfg.slices), dim=1):
+            means, scales = self._slice_params(hyper, decoded)
+            indexes = self.gaussian_conditional.build_indexes(scales)
+            strings.append(self.gaussian_conditional.compress(y_i, indexes, means=means)[0])
+            decoded.append(self.gaussian_conditional.quantize(y_i, "dequantize", means))
+        return {"strings": strings, "visible": y.x.shape[1]}
 
     @torch.no_grad()
     def decompress(self, strings: list[bytes], grid: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -97,11 +126,36 @@ class EmicModel(CompressionModel):
         xy, pad = visible_units(grid)
         v = xy.shape[1]
         like = Tokens(torch.zeros(1, v, 1, self.cfg.dims[-1], device=grid.device), xy, pad, 1)
+        if len(strings) != 1 + max(1, self.cfg.slices):
+            raise ValueError(f"expected {1 + max(1, self.cfg.slices)} strings, got {len(strings)}")
         z_hat = self.entropy_bottleneck.decompress([strings[0]], (v,))
-        means, scales = self._hyper_synthesis(z_hat, like)
-        indexes = self.gaussian_conditional.build_indexes(scales)
-        y_hat = self.gaussian_conditional.decompress([strings[1]], indexes, means=means)
+        hyper = self._hyper_synthesis(z_hat, like)
+        decoded: list[torch.Tensor] = []
+        for s in strings[1:]:
+            means, scales = self._slice_params(hyper, decoded)
+            indexes = self.gaussian_conditional.build_indexes(scales)
+            decoded.append(self.gaussian_conditional.decompress([s], indexes, means=means))
+        y_hat = torch.cat(decoded, dim=1)
         return self.g_s(like.with_x(y_hat.transpose(1, 2)[:, :, None]), height, width)
+
+
+class ChannelContext(nn.Module):
+    """ChARM-style slice model: per token, (means, scales) of slice i from the hyper parameters
+    (B, 2M, V) and the already decoded slices (each (B, M/K, V)); one small MLP per slice."""
+
+    def __init__(self, channels: int, slices: int) -> None:
+        super().__init__()
+        if channels % slices:
+            raise ValueError(f"latent channels {channels} do not split into {slices} slices")
+        s = channels // slices
+        self.nets = nn.ModuleList(
+            nn.Sequential(nn.Linear(2 * channels + i * s, channels), nn.GELU(), nn.Linear(channels, 2 * s))
+            for i in range(slices))
+
+    def forward(self, hyper: torch.Tensor, decoded: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        ctx = torch.cat([hyper, *decoded], dim=1).transpose(1, 2)
+        means, scales = self.nets[len(decoded)](ctx).transpose(1, 2).chunk(2, dim=1)
+        return means, scales
 
 
 def prepare_input(image_u8: torch.Tensor, unit: int) -> torch.Tensor:

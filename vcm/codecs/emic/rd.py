@@ -1,4 +1,4 @@
-"""Rate-distortion objective and optimisation step for EMIC (the core of ``vcm train`` for it).
+"""EMIC's side of ``vcm train``: build the network, its rate-distortion loss, its checkpoint.
 
     loss = bpp + lambda * 255^2 * MSE over visible pixels
     bpp  = -sum(log2 likelihoods of y and z) / (H * W)   # full image area, so rates compare
@@ -8,49 +8,44 @@ The entropy bottleneck's quantiles are trained separately with compressai's ``au
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
 
 import torch
+from torch import nn
 
-from vcm.codecs.emic.model import EmicModel
-
-
-@dataclass
-class RDResult:
-    loss: torch.Tensor
-    bpp: torch.Tensor
-    mse_visible: torch.Tensor
+from vcm.codecs.emic.model import EmicConfig, EmicModel
+from vcm.config import from_dict
+from vcm.train.base import RDResult, bits_per_pixel, visible_mse
 
 
-def rd_loss(model: EmicModel, x: torch.Tensor, grid: torch.Tensor, lmbda: float) -> RDResult:
-    """x: (B, 3, H, W) in [0, 1], H and W multiples of the unit; grid: bool (B, H/unit, W/unit)."""
-    out = model(x, grid)
+def rd_loss(net: nn.Module, x: torch.Tensor, grid: torch.Tensor, lmbda: float) -> RDResult:
+    """x: (B, 3, H, W) in [0, 1], H and W multiples of the unit; grid: bool (B, H/unit, W/unit).
+
+    ``net`` is an :class:`EmicModel` or a DistributedDataParallel wrapper of one.
+    """
+    out = net(x, grid)
     b, _, h, w = x.shape
-    bits = sum(-torch.log2(lik).sum() for lik in out["likelihoods"].values())
-    bpp = bits / (b * h * w)
-    keep = grid.repeat_interleave(model.cfg.unit, 1).repeat_interleave(model.cfg.unit, 2)[:, None]
-    err = ((out["x_hat"] - x) ** 2 * keep).sum() / (keep.sum().clamp(min=1) * x.shape[1])
+    bpp = bits_per_pixel(out["likelihoods"], b, h, w)
+    err = visible_mse(out["x_hat"], x, grid)
     return RDResult(bpp + lmbda * 255**2 * err, bpp, err)
 
 
-def make_optimizers(model: EmicModel, lr: float = 1e-4, aux_lr: float = 1e-3) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
-    """Adam for the network, Adam for the entropy-bottleneck quantiles (compressai convention)."""
-    main = [p for n, p in model.named_parameters() if not n.endswith(".quantiles")]
-    aux = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
-    return torch.optim.Adam(main, lr=lr), torch.optim.Adam(aux, lr=aux_lr)
+class EmicLearned:
+    """The :class:`vcm.train.LearnedCodec` adapter for EMIC (registered as ``emic``)."""
 
+    unit = EmicConfig.unit
 
-def train_step(model: EmicModel, x: torch.Tensor, grid: torch.Tensor, lmbda: float,
-               opt: torch.optim.Optimizer, aux_opt: torch.optim.Optimizer, clip: float = 1.0) -> RDResult:
-    """One optimisation step on a batch; returns the (detached) loss terms."""
-    model.train()
-    res = rd_loss(model, x, grid, lmbda)
-    opt.zero_grad()
-    res.loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-    opt.step()
-    aux = model.aux_loss()
-    aux_opt.zero_grad()
-    aux.backward()
-    aux_opt.step()
-    return RDResult(res.loss.detach(), res.bpp.detach(), res.mse_visible.detach())
+    def build(self, params: Mapping[str, Any]) -> EmicModel:
+        cfg = from_dict(EmicConfig, params, "codec")
+        self.unit = cfg.unit
+        return EmicModel(cfg)
+
+    def rd_loss(self, net: nn.Module, x: torch.Tensor, grid: torch.Tensor, lmbda: float) -> RDResult:
+        return rd_loss(net, x, grid, lmbda)
+
+    def save(self, model: nn.Module, path: Path, half: bool, **extra: Any) -> Path:
+        from vcm.codecs.emic.codec import save_emic_checkpoint
+
+        assert isinstance(model, EmicModel)
+        return save_emic_checkpoint(model, path, half=half, **extra)

@@ -1,0 +1,143 @@
+"""EMIC cost vs visible fraction: FLOPs and wall time as ratios to the full frame, and peak memory.
+
+    python benchmarks/emic_scaling.py                      # paper-size model, random init
+    python benchmarks/emic_scaling.py --checkpoint vcm/weights/emic-tiny/q3.pth
+
+Masks keep a random fraction f of the 16-px mask units of a Kodak image (768x512). Encoder cost is
+``codec.encode`` (transform, hyperprior, rANS, side info), decoder cost is ``codec.decode``.
+FLOPs come from ``torch.utils.flop_counter.FlopCounterMode`` (matmuls and convolutions); time is
+the median of ``--repeats`` runs. Targets (issue 3): FLOPs ratio <= f + 0.02, time ratio <= f + 0.10,
+and peak memory <= 4 GB for a full 2048x2048 image (measured in a fresh process: peak RSS on CPU,
+``torch.cuda.max_memory_allocated`` on CUDA).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+FRACTIONS = (0.10, 0.25, 0.50, 0.75, 1.00)
+
+
+def build_codec(checkpoint: str | None, device: torch.device) -> Any:
+    from vcm.codecs.emic.codec import EmicCodec, load_emic
+    from vcm.codecs.emic.model import EmicConfig, EmicModel
+
+    if checkpoint:
+        return EmicCodec(load_emic(checkpoint), device)
+    torch.manual_seed(0)
+    model = EmicModel(EmicConfig())  # paper-size: dims 128..320, depths 2/2/6/2
+    model.update(force=True)
+    return EmicCodec(model.eval(), device)
+
+
+def measure(fn: Callable[[], Any], repeats: int, device: torch.device) -> tuple[float, float]:
+    """(GFLOPs of one call, median seconds over ``repeats`` calls)."""
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t)
+    return counter.get_total_flops() / 1e9, statistics.median(times)
+
+
+def scaling(codec: Any, image: np.ndarray, repeats: int, device: torch.device) -> dict[float, dict[str, float]]:
+    from vcm.masks import MASKS
+
+    rows = {}
+    for f in FRACTIONS:
+        mask = MASKS.build("random", {"visible_ratio": f, "seed": 0})(image=image, sample_id="kodim")
+        bits = codec.encode(image=image, mask=mask).data
+        enc = measure(lambda: codec.encode(image=image, mask=mask), repeats, device)
+        dec = measure(lambda: codec.decode(bits), repeats, device)
+        rows[f] = {"visible": float(mask.grid.mean()), "enc_gflops": enc[0], "enc_s": enc[1],
+                   "dec_gflops": dec[0], "dec_s": dec[1], "bpp": 8 * len(bits) / image.shape[0] / image.shape[1]}
+        print(f"  f={f:.2f}: encode {enc[0]:8.2f} GFLOP {enc[1]:7.3f} s | decode {dec[0]:8.2f} GFLOP {dec[1]:7.3f} s",
+              flush=True)
+    return rows
+
+
+def peak_memory(checkpoint: str | None, device: torch.device, size: int) -> float:
+    """Peak memory (GB) of encoding + decoding a full ``size`` x ``size`` image, in a fresh process."""
+    args = [sys.executable, __file__, "--_peak", str(size), "--device", str(device)]
+    if checkpoint:
+        args += ["--checkpoint", checkpoint]
+    out = subprocess.run(args, capture_output=True, text=True, check=True)
+    return float(json.loads(out.stdout.strip().splitlines()[-1])["peak_gb"])
+
+
+def _peak_child(checkpoint: str | None, device: torch.device, size: int) -> None:
+    import resource
+
+    from vcm.types import Mask
+
+    codec = build_codec(checkpoint, device)
+    image = (np.random.default_rng(0).random((size, size, 3)) * 255).astype(np.uint8)
+    codec.decode(codec.encode(image=image, mask=Mask.full(size, size)).data)
+    if device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated(device) / 2**30
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # kB -> GB (Linux)
+    print(json.dumps({"peak_gb": peak}))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--checkpoint", help="EMIC checkpoint (default: paper-size model, random init)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--image", default="${VCM_ASSETS}/data/kodak/kodim01.png")
+    p.add_argument("--peak-size", type=int, default=2048)
+    p.add_argument("--_peak", type=int, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    from vcm.device import resolve_device
+
+    device = resolve_device(args.device)
+    if args._peak:
+        return _peak_child(args.checkpoint, device, args._peak)
+    from vcm.assets import expand_path
+    from vcm.io import load_image
+
+    image = load_image(expand_path(args.image))
+    codec = build_codec(args.checkpoint, device)
+    print(f"EMIC scaling on {Path(expand_path(args.image)).name} {image.shape[1]}x{image.shape[0]}, "
+          f"{args.checkpoint or 'paper-size random init'}, {device}, threads {torch.get_num_threads()}")
+    rows = scaling(codec, image, args.repeats, device)
+    full = rows[1.0]
+    ok_all = True
+    print("\n| f | visible | enc FLOPs | dec FLOPs | enc time | dec time | FLOPs <= f+0.02 | time <= f+0.10 |")
+    print("|---|---|---|---|---|---|---|---|")
+    for f, r in rows.items():
+        fl = (r["enc_gflops"] / full["enc_gflops"], r["dec_gflops"] / full["dec_gflops"])
+        tm = (r["enc_s"] / full["enc_s"], r["dec_s"] / full["dec_s"])
+        ok_f, ok_t = max(fl) <= f + 0.02, max(tm) <= f + 0.10
+        ok_all &= ok_f and ok_t
+        print(f"| {f:.2f} | {r['visible']:.3f} | {fl[0]:.3f} | {fl[1]:.3f} | {tm[0]:.3f} | {tm[1]:.3f} | "
+              f"{'yes' if ok_f else 'NO'} | {'yes' if ok_t else 'NO'} |")
+    peak = peak_memory(args.checkpoint, device, args.peak_size)
+    ok_m = peak <= 4.0
+    print(f"\npeak memory, full {args.peak_size}x{args.peak_size} encode+decode: {peak:.2f} GB "
+          f"(target <= 4 GB: {'yes' if ok_m else 'NO'})")
+    print(f"all targets hold: {'yes' if ok_all and ok_m else 'NO'}")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")
+    main()

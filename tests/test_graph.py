@@ -81,3 +81,13 @@ def test_missing_template_and_unknown_template_key(tmp_path: Path) -> None:
     (tmp_path / "p.yaml").write_text("nodes: {}\nnodez: 1\n")
     with pytest.raises(GraphError, match="unknown key"):
         Graph.load(tmp_path / "p.yaml")
+
+
+def test_exclude_skips_matching_combinations(tmp_path: Path, coco_root: str) -> None:
+    exp = _prepare(tmp_path, coco_root, BASE, exclude=[{"mask": "gt", "codec": "*-full"},
+                                                       {"mask": ["none"], "codec": "jpeg-masked"}])
+    assert exp.plan.series() == ["none/jpeg-full", "gt/jpeg-masked"]
+    with pytest.raises(Exception, match="unknown grid key"):
+        _prepare(tmp_path, coco_root, BASE, exclude=[{"masks": "gt"}])
+    with pytest.raises(Exception, match="no points"):
+        _prepare(tmp_path, coco_root, BASE, exclude=[{"mask": "*"}])

@@ -87,6 +87,7 @@ class ExperimentConfig:
     device: str = "auto"
     seed: int = 0
     executor: str = "inprocess"
+    exclude: tuple[dict[str, Any], ...] = ()  # combinations to skip: {grid key: label glob(s)}
     eval: EvalConfig = EvalConfig()
     report: ReportConfig = ReportConfig()
 
@@ -95,7 +96,8 @@ class ExperimentConfig:
             "name": self.name, "pipeline": self.pipeline, "dataset": self.dataset.to_dict(),
             "grid": {k: [s.to_dict() for s in v] for k, v in self.grid.items()},
             "output_dir": self.output_dir, "device": self.device, "seed": self.seed,
-            "executor": self.executor, "eval": dataclasses.asdict(self.eval),
+            "executor": self.executor, "exclude": [dict(e) for e in self.exclude],
+            "eval": dataclasses.asdict(self.eval),
             "report": {**dataclasses.asdict(self.report), "formats": list(self.report.formats)},
         }
 

@@ -7,11 +7,12 @@ every head scores every decoded image.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import itertools
 import json
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from vcm.config import ComponentSpec, ConfigError
 from vcm.pipeline.graph import Graph
@@ -73,7 +74,27 @@ def _fixed(spec: ComponentSpec, values: Mapping[str, Any]) -> Choice:
     return Choice(spec.type, tuple(sorted({**spec.params, **values}.items())), auto_label(spec))
 
 
-def make_plan(graph: Graph, grid: Mapping[str, list[ComponentSpec]]) -> Plan:
+def _excluder(exclude: Sequence[Mapping[str, Any]], keys: list[str]) -> Any:
+    """``exclude`` entries map grid keys to label globs (or lists of them); a combination is
+    skipped when every key of some entry matches, e.g. ``{mask: [gt, damask*], codec: "*-full"}``."""
+    rules = []
+    for i, rule in enumerate(exclude):
+        if not isinstance(rule, Mapping) or not rule:
+            raise ConfigError(f"exclude[{i}]: give a mapping of grid keys to label patterns")
+        bad = [k for k in rule if k not in keys]
+        if bad:
+            raise ConfigError(f"exclude[{i}]: unknown grid key(s) {', '.join(bad)}; grid has {', '.join(keys)}")
+        rules.append({k: [v] if isinstance(v, str) else list(v) for k, v in rule.items()})
+
+    def skip(labels: Mapping[str, str]) -> bool:
+        return any(all(any(fnmatch.fnmatchcase(labels[k], pat) for pat in pats) for k, pats in r.items())
+                   for r in rules)
+
+    return skip
+
+
+def make_plan(graph: Graph, grid: Mapping[str, list[ComponentSpec]],
+              exclude: Sequence[Mapping[str, Any]] = ()) -> Plan:
     task_keys = {n.component for n in graph.by_kind("task")}
     if len(task_keys) > 1:
         raise ConfigError("all task nodes must share one grid entry")
@@ -85,8 +106,11 @@ def make_plan(graph: Graph, grid: Mapping[str, list[ComponentSpec]]) -> Plan:
             raise ConfigError(f"grid.{k}: alternatives share a label ({labels}); give each a 'label'")
     tasks = tuple(_fixed(s, {}) for s in grid.get(task_key, [])) if task_key else ()
     varying = [k for k in keys if len(grid[k]) > 1]
+    skip = _excluder(exclude, keys)
     points = []
     for combo in itertools.product(*(grid[k] for k in keys)):
+        if skip({k: auto_label(s) for k, s in zip(keys, combo)}):
+            continue
         series = "/".join(auto_label(s) for k, s in zip(keys, combo) if k in varying) or "default"
         sweeps = [(p, v) for s in combo for p, v in s.sweep.items()]
         names = [p for p, _ in sweeps]
@@ -95,4 +119,6 @@ def make_plan(graph: Graph, grid: Mapping[str, list[ComponentSpec]]) -> Plan:
             choices = tuple((k, _fixed(s, {p: vals[p] for p in s.sweep})) for k, s in zip(keys, combo))
             label = ",".join(f"{p}={v}" for p, v in vals.items()) or "-"
             points.append(Point(series, label, tuple(vals.items()), choices))
+    if not points:
+        raise ConfigError("the grid (after 'exclude') has no points to run")
     return Plan(tuple(points), tasks, task_key)

@@ -45,7 +45,7 @@ def prepare(cfg: ExperimentConfig, base_dir: Path | None = None) -> Experiment:
     graph = Graph.load(pipeline)
     dataset = DATASETS.build(cfg.dataset.type, cfg.dataset.params)
     graph.validate(cfg.grid, dataset.ports)
-    plan = make_plan(graph, cfg.grid)
+    plan = make_plan(graph, cfg.grid, cfg.exclude)
     return Experiment(cfg, graph, dataset, plan, Path(cfg.output_dir))
 
 

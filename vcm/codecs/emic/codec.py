@@ -65,7 +65,7 @@ class EmicCodec:
         mask = Mask.from_pixels(mask.coded_pixels(), self.unit)  # dilate to EMIC's unit
         sections: tuple[bytes, ...] = ()
         if mask.grid.any():
-            x = prepare_input(torch.from_numpy(image), self.unit).to(self.device)
+            x = prepare_input(torch.from_numpy(np.array(image)), self.unit).to(self.device)  # owned copy
             grid = torch.from_numpy(mask.grid)[None].to(self.device)
             sections = tuple(self.model.compress(x, grid)["strings"])
         return pack(Container("emic", h, w, self.unit, True, encode_grid(mask.grid), sections))

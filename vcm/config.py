@@ -104,15 +104,18 @@ class ExperimentConfig:
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
     """Read a YAML experiment config, apply ``a.b=value`` overrides, validate."""
+    return parse_experiment(read_yaml(path, overrides), where=str(path))
+
+
+def read_yaml(path: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
+    """A YAML file's top-level mapping with ``a.b=value`` overrides applied."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"config file not found: {p}")
     raw = yaml.safe_load(p.read_text())
     if not isinstance(raw, dict):
         raise ConfigError(f"{p}: top level must be a mapping")
-    raw = apply_overrides(raw, overrides or [])
-    cfg = parse_experiment(raw, where=str(p))
-    return cfg
+    return apply_overrides(raw, overrides or [])
 
 
 def parse_experiment(raw: Mapping[str, Any], where: str = "config") -> ExperimentConfig:

@@ -17,9 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
-
-from vcm.config import ComponentSpec, ConfigError, _as_list, apply_overrides, from_dict
+from vcm.config import ComponentSpec, ConfigError, _as_list, from_dict, read_yaml
 
 
 @dataclass(frozen=True)
@@ -127,10 +125,4 @@ def _check(cfg: TrainConfig, where: str) -> None:
 
 def load_train_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
     """Read a YAML training config, apply ``a.b=value`` overrides, validate."""
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"config file not found: {p}")
-    raw = yaml.safe_load(p.read_text())
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{p}: top level must be a mapping")
-    return parse_train(apply_overrides(raw, overrides or []), str(p))
+    return parse_train(read_yaml(path, overrides), str(path))

@@ -127,7 +127,7 @@ def parse_experiment(raw: Mapping[str, Any], where: str = "config") -> Experimen
     if ds_raw is None:
         raise ConfigError(f"{where}: 'dataset' is required")
     grid = {
-        str(node): [ComponentSpec.parse(s, f"{where}.grid.{node}[{i}]") for i, s in enumerate(_as_list(alts))]
+        str(node): [ComponentSpec.parse(s, f"{where}.grid.{node}[{i}]") for i, s in enumerate(as_list(alts))]
         for node, alts in grid_raw.items()
     }
     base = from_dict(ExperimentConfig, {**raw, "grid": {}, "dataset": {"type": "_"}}, where)
@@ -135,7 +135,7 @@ def parse_experiment(raw: Mapping[str, Any], where: str = "config") -> Experimen
     return dataclasses.replace(cfg, output_dir=cfg.output_dir.replace("${name}", cfg.name))
 
 
-def _as_list(x: Any) -> list[Any]:
+def as_list(x: Any) -> list[Any]:
     return list(x) if isinstance(x, list) else [x]
 
 
@@ -170,7 +170,7 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
         tp = next(a for a in typing.get_args(tp) if a is not type(None))
         origin = typing.get_origin(tp)
     if origin is tuple:
-        return tuple(_as_list(value))
+        return tuple(as_list(value))
     if tp in (str, int, float, bool):
         ok = isinstance(value, tp) or (tp is float and isinstance(value, int) and not isinstance(value, bool))
         if not ok or (tp is int and isinstance(value, bool)):

@@ -93,6 +93,12 @@ class TFLiteModel:
         self.interpreter.invoke()
         return [self.interpreter.get_tensor(o["index"]) for o in self.outputs]
 
+    def letterboxed(self, image: np.ndarray, divisor: float, offset: float = 0.0) -> tuple[list[np.ndarray], Letterbox]:
+        """Letterbox uint8 (H, W, 3) to the input size, map pixels to ``p / divisor + offset``, run."""
+        lb = Letterbox.fit(image.shape[0], image.shape[1], self.input_size)
+        x = lb.apply(image, self.input_size)[None].astype(np.float32) / divisor + offset
+        return self(x), lb
+
 
 def xywh_to_xyxy(b: np.ndarray) -> np.ndarray:
     return np.concatenate([b[:, :2] - b[:, 2:] / 2, b[:, :2] + b[:, 2:] / 2], axis=1)

@@ -9,7 +9,7 @@ import numpy as np
 
 from vcm.masks.base import annotation_mask
 from vcm.metrics.segmentation import IGNORE
-from vcm.tasks.base import Letterbox, TFLiteModel, default_model
+from vcm.tasks.base import TFLiteModel, default_model
 from vcm.types import Prediction, check_image
 
 VOC_CLASSES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",
@@ -39,10 +39,8 @@ class DeepLabV3:
 
     def __call__(self, *, image: np.ndarray) -> Prediction:
         h, w = check_image(image).shape[:2]
-        size = self.net.input_size
-        lb = Letterbox.fit(h, w, size)
-        x = lb.apply(image, size)[None].astype(np.float32) / 127.5 - 1.0
-        labels = self.net(x)[0][0].argmax(-1).astype(np.uint8)
+        outputs, lb = self.net.letterboxed(image, 127.5, -1.0)
+        labels = outputs[0][0].argmax(-1).astype(np.uint8)
         labels = lb.crop(labels)
         return Prediction(semantic=cv2.resize(labels, (w, h), interpolation=cv2.INTER_NEAREST))
 

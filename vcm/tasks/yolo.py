@@ -47,8 +47,7 @@ class YoloSeg:
     def __call__(self, *, image: np.ndarray) -> Prediction:
         h, w = check_image(image).shape[:2]
         size = self.net.input_size
-        lb = Letterbox.fit(h, w, size)
-        out, proto = self.net(lb.apply(image, size)[None].astype(np.float32) / 255.0)
+        (out, proto), lb = self.net.letterboxed(image, 255.0)
         pred = out[0].T  # (8400, 116)
         scores_all = pred[:, 4:84]
         cls = scores_all.argmax(1)
@@ -111,8 +110,8 @@ class YoloPose:
     def __call__(self, *, image: np.ndarray) -> Prediction:
         h, w = check_image(image).shape[:2]
         size = self.net.input_size
-        lb = Letterbox.fit(h, w, size)
-        pred = self.net(lb.apply(image, size)[None].astype(np.float32) / 255.0)[0][0].T  # (8400, 56)
+        outputs, lb = self.net.letterboxed(image, 255.0)
+        pred = outputs[0][0].T  # (8400, 56)
         sel = pred[:, 4] > self.score_threshold
         pred = pred[sel]
         boxes = xywh_to_xyxy(pred[:, :4] * size)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from vcm.config import ComponentSpec, ConfigError, _as_list, from_dict, read_yaml
+from vcm.config import ComponentSpec, ConfigError, as_list, from_dict, read_yaml
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ class TrainConfig:
 
 def _parse_masks(raw: Any, where: str) -> tuple[TrainMask, ...]:
     out = []
-    for i, item in enumerate(_as_list(raw or [{"type": "none"}])):
+    for i, item in enumerate(as_list(raw or [{"type": "none"}])):
         spec = ComponentSpec.parse(item, f"{where}[{i}]")
         params = dict(spec.params)
         weight = params.pop("weight", 1.0)
@@ -97,7 +97,7 @@ def parse_train(raw: Mapping[str, Any], where: str = "config") -> TrainConfig:
     codec = ComponentSpec.parse(raw.pop("codec"), f"{where}.codec")
     data_raw = dict(raw.pop("data", None) or {})
     masks = _parse_masks(data_raw.pop("masks", None), f"{where}.data.masks")
-    rates = tuple(from_dict(RatePoint, r, f"{where}.rates[{i}]") for i, r in enumerate(_as_list(raw.pop("rates"))))
+    rates = tuple(from_dict(RatePoint, r, f"{where}.rates[{i}]") for i, r in enumerate(as_list(raw.pop("rates"))))
     data = from_dict(DataConfig, data_raw, f"{where}.data")
     base = from_dict(TrainConfig, {**raw, "codec": {"type": "_"}, "rates": ()}, where)
     cfg = dataclasses.replace(base, codec=codec, rates=rates, data=dataclasses.replace(data, masks=masks))

@@ -91,3 +91,20 @@ def test_exclude_skips_matching_combinations(tmp_path: Path, coco_root: str) -> 
         _prepare(tmp_path, coco_root, BASE, exclude=[{"masks": "gt"}])
     with pytest.raises(Exception, match="no points"):
         _prepare(tmp_path, coco_root, BASE, exclude=[{"mask": "*"}])
+
+
+def test_point_key_changes_when_a_named_file_changes(tmp_path: Path) -> None:
+    """Retrained weights at the same path must not be served from the results cache."""
+    import os
+
+    from vcm.pipeline.plan import Choice
+
+    ckpt = tmp_path / "q1.pth"
+    ckpt.write_bytes(b"old weights")
+    choice = Choice("emic", (("checkpoint", str(ckpt)),), "emic")
+    before = choice.ident
+    assert Choice("emic", (("checkpoint", str(ckpt)),), "emic").ident == before  # stable
+    ckpt.write_bytes(b"new weights, longer")
+    os.utime(ckpt, ns=(1, 1))
+    assert choice.ident != before
+    assert Choice("jpeg", (("quality", 10),), "jpeg").ident  # non-path values still hash

@@ -79,3 +79,47 @@ def test_dpisa_chunking_does_not_change_results() -> None:
     whole = dpisa(q, k, v, mu, _grid(2, 2), lg)
     for budget in (1, 100, 500):
         assert (dpisa(q, k, v, mu, _grid(2, 2), lg, max_logits=budget) - whole).abs().max() < 1e-6
+
+
+def test_windowed_dpisa_matches_dense_windowed_reference() -> None:
+    torch.manual_seed(4)
+    b, heads, n_mu, n_au, d = 2, 2, 40, 4, 8
+    q, k, v = (torch.randn(b, heads, n_mu, n_au, d) for _ in range(3))
+    mu = torch.randint(0, 20, (b, n_mu, 2))  # spans more than 3 tiles, so windowing matters
+    lg = decay_log_gammas(heads)
+    for window in (2, 3, 5):
+        out = dpisa(q, k, v, mu, _grid(2, 2), lg, window=window)
+        assert (out - dpisa_reference(q, k, v, mu, _grid(2, 2), lg, window=window)).abs().max() < 1e-5
+    assert (dpisa(q, k, v, mu, _grid(2, 2), lg, window=3) - dpisa(q, k, v, mu, _grid(2, 2), lg)).abs().max() > 1e-3
+    # padded MUs are ignored as keys by the windowed path too
+    padding = torch.zeros(b, n_mu, dtype=torch.bool)
+    padding[1, 30:] = True
+    out = dpisa(q, k, v, mu, _grid(2, 2), lg, mu_padding=padding, window=3)
+    ref = dpisa_reference(q[1:, :, :30], k[1:, :, :30], v[1:, :, :30], mu[1:, :30], _grid(2, 2), lg, window=3)
+    assert (out[1:, :, :30] - ref).abs().max() < 1e-5
+
+
+def test_window_covering_all_units_equals_global_attention() -> None:
+    torch.manual_seed(5)
+    q, k, v = (torch.randn(1, 2, 12, 4, 8) for _ in range(3))
+    mu = torch.randint(0, 8, (1, 12, 2))  # extent <= 7 < window 8
+    lg = decay_log_gammas(2)
+    assert torch.equal(dpisa(q, k, v, mu, _grid(2, 2), lg, window=8), dpisa(q, k, v, mu, _grid(2, 2), lg))
+
+
+def test_memory_lean_block_equals_the_plain_block(monkeypatch) -> None:
+    """Inference on large inputs runs block-wise; it must compute the same function."""
+    from vcm.codecs.emic import transform
+    from vcm.codecs.emic.tokens import Tokens
+
+    torch.manual_seed(6)
+    block = transform.EmicBlock(16, 2, window=3).eval()
+    xy = torch.randint(0, 12, (1, 30, 2))
+    pad = torch.zeros(1, 30, dtype=torch.bool)
+    pad[0, 25:] = True
+    t = Tokens(torch.randn(1, 30, 4, 16), xy, pad, 2)
+    with torch.no_grad():
+        plain = block(t).x
+        monkeypatch.setattr(transform, "LEAN_ELEMENTS", 200)  # forces several slot and MU groups
+        lean = block(t).x
+    assert (lean - plain)[0, :25].abs().max() < 1e-5

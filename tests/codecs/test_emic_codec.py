@@ -118,20 +118,29 @@ def test_empty_and_full_masks(ckpt: Path, image: np.ndarray) -> None:
         codec.encode(image=image)
 
 
-def test_charm_slices_round_trip(tmp_path: Path, image: np.ndarray) -> None:
-    """With ChARM slices the bitstream has one y section per slice, and the decoder, which rebuilds
-    each slice's context from the slices it has decoded, gets the encoder's latents exactly."""
-    torch.manual_seed(1)
-    model = EmicModel(EmicConfig(**{**TINY.to_dict(), "slices": 3}))
-    model.update(force=True)
-    codec = CODECS.build("emic", {"checkpoint": str(save_emic_checkpoint(model, tmp_path / "charm.pth"))})
-    mask = _mask(*image.shape[:2])
-    bs = codec.encode(image=image, mask=mask)
+@pytest.mark.parametrize("variant", [{"slices": 3}, {"hyper_pool": 1, "mu_window": 0},
+                                     {"hyper_pool": 2, "mu_window": 2, "slices": 2}])
+def test_round_trip_equals_the_forward_pass(tmp_path: Path, variant: dict) -> None:
+    """The decoder, which rebuilds positions, hyper cells and each ChARM slice's context from the
+    bytes, gets the encoder's latents exactly: its image equals the eval-mode forward pass (which
+    rounds like the coder). Covers ChARM slices (one y section each), one z per MU, and a cross-MU
+    window (2 MUs) smaller than the image (8 x 10 MUs), where windowing is active."""
     from vcm.codecs.container import unpack
 
-    assert len(unpack(bs.data).sections) == 1 + 3
-    with torch.no_grad():  # eval-mode forward rounds like the coder: same reconstruction
-        x = prepare_input(torch.from_numpy(image), 16)
-        ref = codec.model(x, torch.from_numpy(Mask.from_pixels(mask.coded_pixels(), 16).grid)[None])["x_hat"]
-    ref_img = (ref[0, :, :75, :101].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+    torch.manual_seed(1)
+    model = EmicModel(EmicConfig(**{**TINY.to_dict(), **variant}))
+    model.update(force=True)
+    codec = CODECS.build("emic", {"checkpoint": str(save_emic_checkpoint(model, tmp_path / "v.pth"))})
+    image = (np.random.default_rng(2).random((128, 160, 3)) * 255).astype(np.uint8)
+    px = np.zeros(image.shape[:2], bool)
+    px[10:120, 5:60] = px[90:128, 100:150] = True
+    mask = Mask.from_pixels(px, 16)
+    bs = codec.encode(image=image, mask=mask)
+    assert len(unpack(bs.data).sections) == 1 + max(1, model.cfg.slices)
+    with torch.no_grad():
+        out = codec.model(prepare_input(torch.from_numpy(image), 16), torch.from_numpy(mask.grid)[None])
+    n_z = out["likelihoods"]["z"].shape[-1]
+    cells = mask.grid.reshape(4, 2, 5, 2).any(axis=(1, 3))  # 2x2 MU cells with a visible MU
+    assert n_z == int(mask.grid.sum() if model.cfg.hyper_pool == 1 else cells.sum())
+    ref_img = (out["x_hat"][0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
     assert np.abs(codec.decode(bs.data).image.astype(int) - ref_img.astype(int)).max() <= 1

@@ -12,6 +12,7 @@ import hashlib
 import itertools
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from vcm.config import ComponentSpec, ConfigError
@@ -32,8 +33,24 @@ class Choice:
 
     @property
     def ident(self) -> str:
-        blob = json.dumps([self.type, self.params], sort_keys=True, default=str)
+        """Hash of type and parameters; a parameter naming a file also contributes the file's size
+        and modification time, so retrained weights at the same path are not served from cache."""
+        params = [(k, _file_stamp(v)) for k, v in self.params]
+        blob = json.dumps([self.type, params], sort_keys=True, default=str)
         return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+def _file_stamp(value: Any) -> Any:
+    if not isinstance(value, str) or not value or len(value) > 4096:
+        return value
+    from vcm.assets import expand_path
+
+    try:
+        path = Path(expand_path(value))
+        st = path.stat() if path.is_file() else None
+    except (OSError, ValueError):  # unset variable, bad path: the value alone
+        return value
+    return value if st is None else [value, st.st_size, st.st_mtime_ns]
 
 
 @dataclass(frozen=True)

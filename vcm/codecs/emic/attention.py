@@ -13,6 +13,13 @@ shared/design/seed-methods.md section 3.2. gamma_h = 1 - 2^(-init - range * h / 
 DPISA factorises attention over (mask unit, attention unit): first across visible mask units
 for each attention-unit slot (decay over MU coordinates), then inside each mask unit across
 its attention units (decay over AU coordinates). Cost O(n_au n_mu^2 + n_mu n_au^2).
+
+Cross-MU window [G]: with ``window`` = R, a query MU attends only to visible MUs within
+Chebyshev distance R (|dx| <= R and |dy| <= R, in MU units). The paper does not say how PISA
+scales to large images; global attention over V visible MUs is O(V^2) (16k MUs at 2048^2), so
+we tile the MU grid into R x R tiles and give each tile's queries the keys of its 3 x 3 tile
+neighbourhood, masked to the window: cost O(V R^2). When every MU lies within R of every other
+(e.g. training crops of <= R + 1 units a side) the result equals global attention exactly.
 """
 
 from __future__ import annotations
@@ -34,14 +41,22 @@ def manhattan(coords_a: torch.Tensor, coords_b: torch.Tensor) -> torch.Tensor:
     return (coords_a[..., :, None, :] - coords_b[..., None, :, :]).abs().sum(-1).to(torch.float32)
 
 
-def decay_bias(coords: torch.Tensor, log_gamma: torch.Tensor) -> torch.Tensor:
-    """Additive logit bias (..., heads, n, n) from coordinates (..., n, 2)."""
+def chebyshev(coords_a: torch.Tensor, coords_b: torch.Tensor) -> torch.Tensor:
+    """max(|dx|, |dy|) between (..., n, 2) and (..., m, 2) coordinates -> (..., n, m)."""
+    return (coords_a[..., :, None, :] - coords_b[..., None, :, :]).abs().amax(-1)
+
+
+def decay_bias(coords: torch.Tensor, log_gamma: torch.Tensor, window: int = 0) -> torch.Tensor:
+    """Additive logit bias (..., heads, n, n) from coordinates (..., n, 2); -inf beyond ``window``."""
     dist = manhattan(coords, coords)
-    return dist.unsqueeze(-3) * log_gamma.view(-1, 1, 1).to(dist)
+    bias = dist.unsqueeze(-3) * log_gamma.view(-1, 1, 1).to(dist)
+    if window:
+        bias = bias.masked_fill(chebyshev(coords, coords).unsqueeze(-3) > window, float("-inf"))
+    return bias
 
 
 def pisa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, coords: torch.Tensor,
-         log_gamma: torch.Tensor, key_padding: torch.Tensor | None = None) -> torch.Tensor:
+         log_gamma: torch.Tensor, key_padding: torch.Tensor | None = None, window: int = 0) -> torch.Tensor:
     """Attention over visible tokens with the decay sampled at their positions.
 
     Args:
@@ -49,10 +64,11 @@ def pisa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, coords: torch.Tensor
         coords: (B, n, 2) grid coordinates of the tokens.
         log_gamma: (H,) log decay per head.
         key_padding: optional bool (B, n), True for padding tokens to ignore as keys.
+        window: if > 0, keys farther than this (Chebyshev) are ignored.
     Returns:
         (B, H, n, d).
     """
-    bias = decay_bias(coords, log_gamma)  # (B, H, n, n)
+    bias = decay_bias(coords, log_gamma, window)  # (B, H, n, n)
     if key_padding is not None:
         bias = bias.masked_fill(key_padding[:, None, None, :], float("-inf"))
     logits = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]) + bias
@@ -60,18 +76,18 @@ def pisa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, coords: torch.Tensor
 
 
 def dense_masked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, coords: torch.Tensor,
-                           log_gamma: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
+                           log_gamma: torch.Tensor, visible: torch.Tensor, window: int = 0) -> torch.Tensor:
     """Reference: attention over *all* grid tokens with invisible keys masked out (-inf).
 
     Shapes as :func:`pisa` with n = all grid tokens; ``visible`` bool (B, n). Rows of
     invisible queries are computed too (callers compare visible rows).
     """
-    return pisa(q, k, v, coords, log_gamma, key_padding=~visible)
+    return pisa(q, k, v, coords, log_gamma, key_padding=~visible, window=window)
 
 
 def dpisa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mu_coords: torch.Tensor,
           au_coords: torch.Tensor, log_gamma: torch.Tensor,
-          mu_padding: torch.Tensor | None = None, max_logits: int = 2**26) -> torch.Tensor:
+          mu_padding: torch.Tensor | None = None, max_logits: int = 2**26, window: int = 0) -> torch.Tensor:
     """Decomposed PISA on MU-major tokens.
 
     Args:
@@ -82,12 +98,49 @@ def dpisa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mu_coords: torch.Te
         mu_padding: optional bool (B, n_mu), True for padded (absent) mask units.
         max_logits: step 1 runs over chunks of query units so that at most this many logits
             exist at once (memory bound for large images; results do not depend on it).
+        window: cross-MU window R in MU units (0 = global); see the module docstring.
     Returns:
         (B, H, n_mu, n_au, d).
     """
-    b, h, n_mu, n_au, d = q.shape
-    # step 1: across mask units, one sequence per attention-unit slot
+    v1 = cross_mu(q, k, v, mu_coords, log_gamma, mu_padding, max_logits, window)
+    return within_mu(q, k, v1, au_coords, log_gamma)
+
+
+def cross_mu(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mu_coords: torch.Tensor, log_gamma: torch.Tensor,
+             mu_padding: torch.Tensor | None = None, max_logits: int = 2**26, window: int = 0) -> torch.Tensor:
+    """Step 1 of DPISA: across mask units, one sequence per attention-unit slot.
+
+    Shapes and arguments as :func:`dpisa`; slots are independent, so callers may pass any
+    subset of them. Returns (B, H, n_mu, n_au, d).
+    """
     qa, ka, va = (t.transpose(2, 3) for t in (q, k, v))  # (B, H, n_au, n_mu, d)
+    if window and _needs_window(mu_coords, mu_padding, window):
+        return _cross_mu_windowed(qa, ka, va, mu_coords, log_gamma, mu_padding, window).transpose(2, 3)
+    return _cross_mu_global(qa, ka, va, mu_coords, log_gamma, mu_padding, max_logits).transpose(2, 3)
+
+
+def within_mu(q: torch.Tensor, k: torch.Tensor, v1: torch.Tensor, au_coords: torch.Tensor,
+              log_gamma: torch.Tensor) -> torch.Tensor:
+    """Step 2 of DPISA: inside each mask unit, across its attention units (values from step 1).
+
+    q, k, v1: (B, H, n_mu, n_au, d); MUs are independent. Returns (B, H, n_mu, n_au, d).
+    """
+    bias_au = decay_bias(au_coords, log_gamma)[None, :, None]  # (1, H, 1, n_au, n_au)
+    attn_au = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]) + bias_au, dim=-1)
+    return attn_au @ v1
+
+
+def _needs_window(mu_coords: torch.Tensor, mu_padding: torch.Tensor | None, window: int) -> bool:
+    """False when every real MU is within ``window`` of every other (windowing changes nothing)."""
+    xy = mu_coords if mu_padding is None else mu_coords[~mu_padding]
+    xy = xy.reshape(-1, 2)
+    return bool(len(xy)) and bool(((xy.amax(0) - xy.amin(0)) > window).any())
+
+
+def _cross_mu_global(qa: torch.Tensor, ka: torch.Tensor, va: torch.Tensor, mu_coords: torch.Tensor,
+                     log_gamma: torch.Tensor, mu_padding: torch.Tensor | None, max_logits: int) -> torch.Tensor:
+    """Step 1 of DPISA over all MUs, in chunks of query MUs. (B, H, n_au, n_mu, d) -> same."""
+    b, h, n_au, n_mu, d = qa.shape
     chunk = max(1, max_logits // max(1, b * h * n_au * n_mu))
     parts = []
     for s in range(0, n_mu, chunk):
@@ -97,20 +150,40 @@ def dpisa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mu_coords: torch.Te
             bias = bias.masked_fill(mu_padding[:, None, None, :], float("-inf"))
         logits = qa[:, :, :, rows] @ ka.transpose(-1, -2) / math.sqrt(d) + bias[:, :, None]
         parts.append(torch.softmax(logits, dim=-1) @ va)
-    v1 = torch.cat(parts, dim=3).transpose(2, 3)  # (B, H, n_mu, n_au, d)
-    # step 2: inside each mask unit, across its attention units
-    bias_au = decay_bias(au_coords, log_gamma)[None, :, None]  # (1, H, 1, n_au, n_au)
-    attn_au = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(d) + bias_au, dim=-1)
-    return attn_au @ v1
+    return torch.cat(parts, dim=3)
+
+
+def _cross_mu_windowed(qa: torch.Tensor, ka: torch.Tensor, va: torch.Tensor, mu_coords: torch.Tensor,
+                       log_gamma: torch.Tensor, mu_padding: torch.Tensor | None, window: int) -> torch.Tensor:
+    """Step 1 of DPISA with a Chebyshev window, tile by tile. (B, H, n_au, n_mu, d) -> same.
+
+    Padded query MUs get zeros (they are never read).
+    """
+    out = torch.zeros_like(qa)
+    scale = 1.0 / math.sqrt(qa.shape[-1])
+    for i in range(qa.shape[0]):
+        real = torch.ones(qa.shape[3], dtype=torch.bool, device=qa.device)
+        if mu_padding is not None:
+            real = ~mu_padding[i]
+        tile = torch.div(mu_coords[i], window, rounding_mode="floor")  # (n_mu, 2)
+        for t in torch.unique(tile[real], dim=0):
+            rows = ((tile == t).all(-1) & real).nonzero().squeeze(1)
+            cols = (((tile - t).abs() <= 1).all(-1) & real).nonzero().squeeze(1)
+            qxy, kxy = mu_coords[i, rows], mu_coords[i, cols]
+            bias = manhattan(qxy, kxy)[None] * log_gamma.view(-1, 1, 1)  # (H, r, c)
+            bias = bias.masked_fill(chebyshev(qxy, kxy)[None] > window, float("-inf"))
+            logits = qa[i][:, :, rows] @ ka[i][:, :, cols].transpose(-1, -2) * scale + bias[:, None]
+            out[i][:, :, rows] = torch.softmax(logits, dim=-1) @ va[i][:, :, cols]
+    return out
 
 
 def dpisa_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mu_coords: torch.Tensor,
-                    au_coords: torch.Tensor, log_gamma: torch.Tensor) -> torch.Tensor:
+                    au_coords: torch.Tensor, log_gamma: torch.Tensor, window: int = 0) -> torch.Tensor:
     """Loop form of :func:`dpisa` built from :func:`pisa` calls (for tests)."""
     b, h, n_mu, n_au, d = q.shape
     v1 = torch.empty_like(v)
     for a in range(n_au):
-        v1[:, :, :, a] = pisa(q[:, :, :, a], k[:, :, :, a], v[:, :, :, a], mu_coords, log_gamma)
+        v1[:, :, :, a] = pisa(q[:, :, :, a], k[:, :, :, a], v[:, :, :, a], mu_coords, log_gamma, window=window)
     out = torch.empty_like(v)
     au = au_coords.expand(b, n_au, 2)
     for m in range(n_mu):

@@ -1,11 +1,15 @@
 """EMIC model: (D)PISA transforms + a hyperprior entropy model on the visible latent tokens.
 
-    x, unit grid --Analysis--> y (B, V, M) --h_a (PISA + Linear)--> z (B, Cz, V)
-    z --EntropyBottleneck--> z_hat --h_s (Linear + PISA)--> means, scales (B, M, V)
+    x, unit grid --Analysis--> y (B, V, M) --h_a (PISA, pool, Linear)--> z (B, Cz, G)
+    z --EntropyBottleneck--> z_hat --h_s (Linear, unpool, PISA)--> means, scales (B, M, V)
     y --GaussianConditional(means, scales)--> y_hat --Synthesis--> visible MUs
 
-The hyper path keeps one token per visible MU (no spatial down-sampling; brief section 3.4(a)),
-so no 2x2 latent group ever mixes visible and masked units. With ``slices`` > 0 a ChARM-style
+``hyper_pool`` = p chooses the hyper-latent grid (brief section 3.4): p = 1 keeps one z token
+per visible MU (option (a)); p = 2 pools the visible MUs of each 2x2 MU cell into one z token
+by their mean (option (b): masked units contribute nothing, and the cells follow from the unit
+map, so the decoder knows them). With one z per MU, z cost 28-36 % of the tiny models' rate;
+p = 2 sends a quarter of the tokens. The synthesis side gives each MU its cell's features plus
+a learned embedding of its place in the cell. With ``slices`` > 0 a ChARM-style
 channel context (:class:`ChannelContext`, our choice [G]) codes y in slices, each conditioned on
 the hyper parameters and the slices decoded before it. Entropy coding is compressai's (rANS);
 the rate counts visible tokens only (batch padding is excluded).
@@ -22,7 +26,7 @@ from compressai.models import CompressionModel
 from compressai.ops import quantize_ste
 from torch import nn
 
-from vcm.codecs.emic.tokens import Tokens, pad_to_unit
+from vcm.codecs.emic.tokens import Tokens, UnitGroups, group_units, pad_to_unit, pool_groups, unpool_groups
 from vcm.codecs.emic.transform import Analysis, Stage, Synthesis
 
 
@@ -38,6 +42,8 @@ class EmicConfig:
     unit: int = 16
     patch: int = 2
     slices: int = 0  # ChARM channel slices of y; 0 = plain hyperprior
+    hyper_pool: int = 2  # z token per p x p MU cell; 1 = one per MU
+    mu_window: int = 16  # cross-MU attention window in MUs (0 = global); see attention.py [G]
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "EmicConfig":
@@ -53,23 +59,41 @@ class EmicModel(CompressionModel):
     def __init__(self, cfg: EmicConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        arch = {"dims": cfg.dims, "depths": cfg.depths, "heads": cfg.heads, "unit": cfg.unit, "patch": cfg.patch}
-        m, cz, hh = cfg.dims[-1], cfg.hyper_channels, cfg.heads[-1]
+        arch = {"dims": cfg.dims, "depths": cfg.depths, "heads": cfg.heads, "unit": cfg.unit, "patch": cfg.patch,
+                "window": cfg.mu_window}
+        m, cz, hh, win = cfg.dims[-1], cfg.hyper_channels, cfg.heads[-1], cfg.mu_window
+        if cfg.hyper_pool < 1:
+            raise ValueError(f"hyper_pool must be >= 1, got {cfg.hyper_pool}")
         self.g_a, self.g_s = Analysis(**arch), Synthesis(**arch)
-        self.h_a_blocks, self.h_a_out = Stage(m, cfg.hyper_depth, hh), nn.Linear(m, cz)
-        self.h_s_in, self.h_s_blocks = nn.Linear(cz, m), Stage(m, cfg.hyper_depth, hh)
+        self.h_a_blocks, self.h_a_out = Stage(m, cfg.hyper_depth, hh, win), nn.Linear(m, cz)
+        self.h_s_in, self.h_s_blocks = nn.Linear(cz, m), Stage(m, cfg.hyper_depth, hh, win)
+        self.h_s_place = nn.Embedding(cfg.hyper_pool**2, m) if cfg.hyper_pool > 1 else None
         self.h_s_out = nn.Linear(m, 2 * m)
         self.entropy_bottleneck = EntropyBottleneck(cz)
         self.gaussian_conditional = GaussianConditional(None)
         self.charm = ChannelContext(m, cfg.slices) if cfg.slices else None
 
-    def _hyper_analysis(self, y: Tokens) -> torch.Tensor:
-        return self.h_a_out(self.h_a_blocks(y).x[:, :, 0]).transpose(1, 2)  # (B, Cz, V)
+    def _groups(self, t: Tokens) -> UnitGroups:
+        return group_units(t.mu_xy, t.pad, self.cfg.hyper_pool)
 
-    def _hyper_synthesis(self, z_hat: torch.Tensor, like: Tokens) -> torch.Tensor:
-        """z_hat (B, Cz, V) -> hyper parameters (B, 2M, V): means then scales."""
-        h = self.h_s_blocks(like.with_x(self.h_s_in(z_hat.transpose(1, 2))[:, :, None])).x[:, :, 0]
+    def _hyper_analysis(self, y: Tokens, groups: UnitGroups) -> torch.Tensor:
+        """y tokens (B, V, 1, M) -> z (B, Cz, G)."""
+        h = self.h_a_blocks(y).x[:, :, 0]
+        if self.h_s_place is not None:
+            h = pool_groups(h, y.pad, groups)
+        return self.h_a_out(h).transpose(1, 2)
+
+    def _hyper_synthesis(self, z_hat: torch.Tensor, like: Tokens, groups: UnitGroups) -> torch.Tensor:
+        """z_hat (B, Cz, G) -> hyper parameters (B, 2M, V): means then scales."""
+        h = self.h_s_in(z_hat.transpose(1, 2))
+        if self.h_s_place is not None:
+            p = self.cfg.hyper_pool
+            h = unpool_groups(h, groups) + self.h_s_place(like.mu_xy[..., 0] % p + p * (like.mu_xy[..., 1] % p))
+        h = self.h_s_blocks(like.with_x(h[:, :, None])).x[:, :, 0]
         return self.h_s_out(h).transpose(1, 2)
+
+    def _z_pad(self, y: Tokens, groups: UnitGroups) -> torch.Tensor:
+        return groups.pad if self.h_s_place is not None else y.pad
 
     def _slice_params(self, hyper: torch.Tensor, decoded: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """(means, scales) of the next slice (all of y when ``slices`` = 0)."""
@@ -86,9 +110,10 @@ class EmicModel(CompressionModel):
         """
         h, w = x.shape[-2:]
         y = self.g_a(x, grid)
-        z = self._hyper_analysis(y)
+        groups = self._groups(y)
+        z = self._hyper_analysis(y, groups)
         z_hat, z_lik = self.entropy_bottleneck(z)
-        hyper = self._hyper_synthesis(z_hat, y)
+        hyper = self._hyper_synthesis(z_hat, y, groups)
         decoded: list[torch.Tensor] = []
         y_liks = []
         for y_i in y.x[:, :, 0].transpose(1, 2).chunk(max(1, self.cfg.slices), dim=1):
@@ -98,18 +123,19 @@ class EmicModel(CompressionModel):
             y_liks.append(lik)
         y_hat = torch.cat(decoded, dim=1)
         x_hat = self.g_s(y.with_x(y_hat.transpose(1, 2)[:, :, None]), h, w)
-        keep = ~y.pad[:, None]  # (B, 1, V): padding tokens cost nothing
-        liks = {"y": torch.cat(y_liks, 1).where(keep, 1.0), "z": z_lik.where(keep, 1.0)}
+        keep, keep_z = ~y.pad[:, None], ~self._z_pad(y, groups)[:, None]  # padding tokens cost nothing
+        liks = {"y": torch.cat(y_liks, 1).where(keep, 1.0), "z": z_lik.where(keep_z, 1.0)}
         return {"x_hat": x_hat, "likelihoods": liks, "pad": y.pad}
 
     @torch.no_grad()
     def compress(self, x: torch.Tensor, grid: torch.Tensor) -> dict[str, Any]:
         """One image (B = 1) with at least one visible unit -> [z string, y string(s)]."""
         y = self.g_a(x, grid)
-        z = self._hyper_analysis(y)
+        groups = self._groups(y)
+        z = self._hyper_analysis(y, groups)
         z_strings = self.entropy_bottleneck.compress(z)
         z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-1:])
-        hyper = self._hyper_synthesis(z_hat, y)
+        hyper = self._hyper_synthesis(z_hat, y, groups)
         strings, decoded = [z_strings[0]], []
         for y_i in y.x[:, :, 0].transpose(1, 2).chunk(max(1, self.cfg.slices), dim=1):
             means, scales = self._slice_params(hyper, decoded)
@@ -128,8 +154,9 @@ class EmicModel(CompressionModel):
         like = Tokens(torch.zeros(1, v, 1, self.cfg.dims[-1], device=grid.device), xy, pad, 1)
         if len(strings) != 1 + max(1, self.cfg.slices):
             raise ValueError(f"expected {1 + max(1, self.cfg.slices)} strings, got {len(strings)}")
-        z_hat = self.entropy_bottleneck.decompress([strings[0]], (v,))
-        hyper = self._hyper_synthesis(z_hat, like)
+        groups = self._groups(like)
+        z_hat = self.entropy_bottleneck.decompress([strings[0]], (int(self._z_pad(like, groups).shape[1]),))
+        hyper = self._hyper_synthesis(z_hat, like, groups)
         decoded: list[torch.Tensor] = []
         for s in strings[1:]:
             means, scales = self._slice_params(hyper, decoded)

@@ -91,3 +91,49 @@ def pad_to_unit(image: torch.Tensor, unit: int) -> torch.Tensor:
     """Replicate-pad (B, C, H, W) on the bottom/right to multiples of ``unit``."""
     h, w = image.shape[-2:]
     return F.pad(image, (0, -w % unit, 0, -h % unit), mode="replicate")
+
+
+@dataclass(frozen=True)
+class UnitGroups:
+    """Visible MUs grouped into p x p MU cells (the hyper-latent's grid, brief 3.4 option (b)).
+
+    assign: (B, V) group index of each MU (0 for padding); xy: (B, G, 2) group coords;
+    pad: (B, G) True for padding groups; count: (B, G) visible MUs per group (>= 1).
+    """
+
+    assign: torch.Tensor
+    xy: torch.Tensor
+    pad: torch.Tensor
+    count: torch.Tensor
+
+
+def group_units(mu_xy: torch.Tensor, pad: torch.Tensor, p: int) -> UnitGroups:
+    """Groups of the visible MUs (B, V, 2) / pad (B, V); identical at encoder and decoder."""
+    b, v = pad.shape
+    assign = torch.zeros(b, v, dtype=torch.long, device=pad.device)
+    per = []
+    for i in range(b):
+        uniq, inv = torch.unique(torch.div(mu_xy[i][~pad[i]], p, rounding_mode="floor"), dim=0,
+                                 return_inverse=True)
+        assign[i, ~pad[i]] = inv
+        per.append(uniq)
+    g = max([len(u) for u in per] + [1])
+    xy = torch.zeros(b, g, 2, dtype=torch.long, device=pad.device)
+    gpad = torch.ones(b, g, dtype=torch.bool, device=pad.device)
+    for i, u in enumerate(per):
+        xy[i, : len(u)], gpad[i, : len(u)] = u, False
+    count = torch.zeros(b, g, device=pad.device).scatter_add_(1, assign, (~pad).float()).clamp_min(1)
+    return UnitGroups(assign, xy, gpad, count)
+
+
+def pool_groups(x: torch.Tensor, pad: torch.Tensor, groups: UnitGroups) -> torch.Tensor:
+    """Mean of the visible MUs' features per group: (B, V, C) -> (B, G, C)."""
+    b, _, c = x.shape
+    summed = x.new_zeros(b, groups.xy.shape[1], c)
+    summed.scatter_add_(1, groups.assign[..., None].expand(-1, -1, c), x * (~pad)[..., None])
+    return summed / groups.count[..., None]
+
+
+def unpool_groups(g: torch.Tensor, groups: UnitGroups) -> torch.Tensor:
+    """Each MU takes its group's features: (B, G, C) -> (B, V, C)."""
+    return torch.gather(g, 1, groups.assign[..., None].expand(-1, -1, g.shape[-1]))

@@ -117,8 +117,11 @@ def main() -> None:
 
     image = load_image(expand_path(args.image))
     codec = build_codec(args.checkpoint, device)
+    cfg = codec.model.cfg
     print(f"EMIC scaling on {Path(expand_path(args.image)).name} {image.shape[1]}x{image.shape[0]}, "
-          f"{args.checkpoint or 'paper-size random init'}, {device}, threads {torch.get_num_threads()}")
+          f"{args.checkpoint or 'paper-size random init'} (dims {cfg.dims}, depths {cfg.depths}, "
+          f"cross-MU window {cfg.mu_window or 'global'}, hyper_pool {cfg.hyper_pool}), {device}, "
+          f"threads {torch.get_num_threads()}")
     rows = scaling(codec, image, args.repeats, device)
     full = rows[1.0]
     ok_all = True

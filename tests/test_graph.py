@@ -107,4 +107,5 @@ def test_point_key_changes_when_a_named_file_changes(tmp_path: Path) -> None:
     ckpt.write_bytes(b"new weights, longer")
     os.utime(ckpt, ns=(1, 1))
     assert choice.ident != before
-    assert Choice("jpeg", (("quality", 10),), "jpeg").ident  # non-path values still hash
+    jpeg = Choice("jpeg", (("quality", 10),), "jpeg").ident  # non-path values hash as before
+    assert jpeg != Choice("jpeg", (("quality", 25),), "jpeg").ident

@@ -46,13 +46,19 @@ def chebyshev(coords_a: torch.Tensor, coords_b: torch.Tensor) -> torch.Tensor:
     return (coords_a[..., :, None, :] - coords_b[..., None, :, :]).abs().amax(-1)
 
 
+def pair_bias(coords_q: torch.Tensor, coords_k: torch.Tensor, log_gamma: torch.Tensor,
+              window: int = 0) -> torch.Tensor:
+    """Decay logit bias (..., heads, n, m) between queries (..., n, 2) and keys (..., m, 2);
+    -inf where the keys lie beyond ``window`` (Chebyshev, 0 = no window)."""
+    bias = manhattan(coords_q, coords_k).unsqueeze(-3) * log_gamma.view(-1, 1, 1)
+    if window:
+        bias = bias.masked_fill(chebyshev(coords_q, coords_k).unsqueeze(-3) > window, float("-inf"))
+    return bias
+
+
 def decay_bias(coords: torch.Tensor, log_gamma: torch.Tensor, window: int = 0) -> torch.Tensor:
     """Additive logit bias (..., heads, n, n) from coordinates (..., n, 2); -inf beyond ``window``."""
-    dist = manhattan(coords, coords)
-    bias = dist.unsqueeze(-3) * log_gamma.view(-1, 1, 1).to(dist)
-    if window:
-        bias = bias.masked_fill(chebyshev(coords, coords).unsqueeze(-3) > window, float("-inf"))
-    return bias
+    return pair_bias(coords, coords, log_gamma, window)
 
 
 def pisa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, coords: torch.Tensor,
@@ -145,7 +151,7 @@ def _cross_mu_global(qa: torch.Tensor, ka: torch.Tensor, va: torch.Tensor, mu_co
     parts = []
     for s in range(0, n_mu, chunk):
         rows = slice(s, min(s + chunk, n_mu))
-        bias = manhattan(mu_coords[:, rows], mu_coords)[:, None] * log_gamma.view(-1, 1, 1)  # (B, H, c, n_mu)
+        bias = pair_bias(mu_coords[:, rows], mu_coords, log_gamma)  # (B, H, c, n_mu)
         if mu_padding is not None:
             bias = bias.masked_fill(mu_padding[:, None, None, :], float("-inf"))
         logits = qa[:, :, :, rows] @ ka.transpose(-1, -2) / math.sqrt(d) + bias[:, :, None]
@@ -170,8 +176,7 @@ def _cross_mu_windowed(qa: torch.Tensor, ka: torch.Tensor, va: torch.Tensor, mu_
             rows = ((tile == t).all(-1) & real).nonzero().squeeze(1)
             cols = (((tile - t).abs() <= 1).all(-1) & real).nonzero().squeeze(1)
             qxy, kxy = mu_coords[i, rows], mu_coords[i, cols]
-            bias = manhattan(qxy, kxy)[None] * log_gamma.view(-1, 1, 1)  # (H, r, c)
-            bias = bias.masked_fill(chebyshev(qxy, kxy)[None] > window, float("-inf"))
+            bias = pair_bias(qxy, kxy, log_gamma, window)  # (H, r, c)
             logits = qa[i][:, :, rows] @ ka[i][:, :, cols].transpose(-1, -2) * scale + bias[:, None]
             out[i][:, :, rows] = torch.softmax(logits, dim=-1) @ va[i][:, :, cols]
     return out

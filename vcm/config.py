@@ -66,6 +66,7 @@ class EvalConfig:
 
     pseudo_gt: bool = False          # score against the head's predictions on the uncompressed image
     pseudo_gt_min_score: float = 0.5  # reference predictions kept as pseudo ground truth
+    category_ids: tuple[int, ...] | None = None  # score only these COCO categories (None: all)
 
 
 @dataclass(frozen=True)

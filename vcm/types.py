@@ -32,27 +32,32 @@ class Mask:
         pixels: bool (H, W), the fine mask as produced by the generator.
         grid: bool (ceil(H/unit), ceil(W/unit)), the unit-level mask that is coded and transmitted.
         unit: mask-unit size in pixels.
+        labels: optional int32 (H, W) instance ids (0 = no instance, 1..K), for codecs that
+            code instances as separate groups (GIT-SSIC).
     """
 
     pixels: np.ndarray
     grid: np.ndarray
     unit: int = DEFAULT_UNIT
+    labels: np.ndarray | None = None
 
     @staticmethod
     def grid_shape(height: int, width: int, unit: int) -> tuple[int, int]:
         return -(-height // unit), -(-width // unit)
 
     @classmethod
-    def from_pixels(cls, pixels: np.ndarray, unit: int = DEFAULT_UNIT) -> "Mask":
+    def from_pixels(cls, pixels: np.ndarray, unit: int = DEFAULT_UNIT, labels: np.ndarray | None = None) -> "Mask":
         """Grid unit is kept if any of its pixels is kept (masks are dilated to units)."""
         pixels = np.asarray(pixels).astype(bool)
         if pixels.ndim != 2:
             raise ValueError(f"mask must be 2-D (H, W), got shape {pixels.shape}")
+        if labels is not None and np.shape(labels) != pixels.shape:
+            raise ValueError(f"instance labels {np.shape(labels)} do not match the mask {pixels.shape}")
         h, w = cls.grid_shape(*pixels.shape, unit)
         padded = np.zeros((h * unit, w * unit), bool)
         padded[: pixels.shape[0], : pixels.shape[1]] = pixels
         grid = padded.reshape(h, unit, w, unit).any(axis=(1, 3))
-        return cls(pixels, grid, unit)
+        return cls(pixels, grid, unit, None if labels is None else np.asarray(labels, np.int32))
 
     @classmethod
     def from_grid(cls, grid: np.ndarray, height: int, width: int, unit: int = DEFAULT_UNIT) -> "Mask":

@@ -8,5 +8,6 @@ CODECS.register_lazy("webp", "vcm.codecs.pillow:webp")
 CODECS.register_lazy("avif", "vcm.codecs.pillow:avif")
 CODECS.register_lazy("compressai", "vcm.codecs.compressai:compressai_codec")
 CODECS.register_lazy("emic", "vcm.codecs.emic.codec:emic")
+CODECS.register_lazy("gitssic", "vcm.codecs.gitssic.codec:gitssic")
 
 __all__ = ["CODECS", "Codec", "BitstreamError"]

@@ -24,7 +24,7 @@ class FullMask:
 
 
 class GroundTruthMask:
-    """Union of the image's COCO instance masks.
+    """Union of the image's COCO instance masks (instance ids kept in ``labels``).
 
     Args:
         category_ids: keep only these COCO category ids (None: all).
@@ -46,14 +46,16 @@ class GroundTruthMask:
         h, w = check_image(image).shape[:2]
         if annotations is None:
             raise ValueError("ground-truth mask needs annotations; this dataset has none")
-        union = np.zeros((h, w), bool)
+        union, labels = np.zeros((h, w), bool), np.zeros((h, w), np.int32)
         for ann in annotations:
             if self.category_ids is not None and ann["category_id"] not in self.category_ids:
                 continue
             if ann.get("iscrowd", 0) and not self.include_crowd:
                 continue
-            union |= annotation_mask(ann, h, w)
-        return Mask.from_pixels(dilate(union, self.dilate), self.unit)
+            inst = annotation_mask(ann, h, w)
+            union |= inst
+            labels[inst] = labels.max() + 1  # later instances win where they overlap
+        return Mask.from_pixels(dilate(union, self.dilate), self.unit, labels)
 
 
 class RandomPatchMask:

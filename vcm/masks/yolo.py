@@ -14,7 +14,7 @@ from vcm.types import DEFAULT_UNIT, Mask, check_image
 
 
 class YoloSegMask:
-    """Foreground = union of YOLOv8n-seg instances scoring >= ``score_threshold``.
+    """Foreground = union of YOLOv8n-seg instances scoring >= ``score_threshold`` (ids in ``labels``).
 
     Args:
         model: TFLite file (default: the assets' YOLOv8n-seg).
@@ -36,11 +36,13 @@ class YoloSegMask:
 
     def __call__(self, *, image: np.ndarray, **_: Any) -> Mask:
         h, w = check_image(image).shape[:2]
-        union = np.zeros((h, w), bool)
+        union, labels = np.zeros((h, w), bool), np.zeros((h, w), np.int32)
         for inst in self.head(image=image).instances:
             if inst["score"] < self.score_threshold:
                 continue
             if self.category_ids is not None and inst["category_id"] not in self.category_ids:
                 continue
-            union |= mask_utils.decode(inst["segmentation"]).astype(bool)
-        return Mask.from_pixels(dilate(union, self.dilate), self.unit)
+            px = mask_utils.decode(inst["segmentation"]).astype(bool)
+            union |= px
+            labels[px] = labels.max() + 1  # later instances win where they overlap
+        return Mask.from_pixels(dilate(union, self.dilate), self.unit, labels)

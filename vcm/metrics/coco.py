@@ -13,8 +13,10 @@ IOU_TYPES = {"instances": ("segm", "bbox"), "keypoints": ("keypoints",)}
 _PREFIX = {"segm": "segm", "bbox": "bbox", "keypoints": "kp"}
 
 
-def coco_ap(gt: Any, results: list[dict[str, Any]], img_ids: list[int], iou_type: str) -> dict[str, float]:
-    """AP, AP50, AP75 for ``results`` (COCO result dicts with image_id) on ``img_ids``.
+def coco_ap(gt: Any, results: list[dict[str, Any]], img_ids: list[int], iou_type: str,
+            cat_ids: tuple[int, ...] | None = None) -> dict[str, float]:
+    """AP, AP50, AP75 for ``results`` (COCO result dicts with image_id) on ``img_ids``, over
+    ``cat_ids`` (None: all categories; keypoints: person).
 
     Keys are prefixed by the IoU type, e.g. ``segm_AP``. No detections give AP 0.
     """
@@ -30,6 +32,8 @@ def coco_ap(gt: Any, results: list[dict[str, Any]], img_ids: list[int], iou_type
         ev.params.imgIds = sorted(img_ids)
         if iou_type == "keypoints":
             ev.params.catIds = [1]
+        elif cat_ids:
+            ev.params.catIds = sorted(cat_ids)
         ev.evaluate()
         ev.accumulate()
         ev.summarize()

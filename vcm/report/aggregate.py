@@ -98,7 +98,7 @@ class TaskScorer:
             results += [{**r, "image_id": img_ids[-1]} for r in rec["predictions"][label]["instances"]]
         out: dict[str, float] = {}
         for iou_type in IOU_TYPES[kind]:
-            out.update(coco_ap(gt, results, img_ids, iou_type))
+            out.update(coco_ap(gt, results, img_ids, iou_type, self.exp.config.eval.category_ids))
         return out
 
     def _coco_gt(self, label: str, kind: str) -> Any:

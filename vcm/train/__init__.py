@@ -3,5 +3,6 @@
 from vcm.train.base import LEARNED, LearnedCodec, RDResult
 
 LEARNED.register_lazy("emic", "vcm.codecs.emic.rd:EmicLearned")
+LEARNED.register_lazy("gitssic", "vcm.codecs.gitssic.rd:GitSsicLearned")
 
 __all__ = ["LEARNED", "LearnedCodec", "RDResult"]

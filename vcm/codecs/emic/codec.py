@@ -13,38 +13,20 @@ from typing import Any, ClassVar, Mapping
 import numpy as np
 import torch
 
-from vcm.assets import expand_path, require_file
+from vcm.codecs.checkpoint import load_codec_checkpoint, save_codec_checkpoint
 from vcm.codecs.container import BitstreamError, Container, pack, unpack
 from vcm.codecs.emic.model import EmicConfig, EmicModel, prepare_input
-from vcm.device import load_checkpoint
 from vcm.masks.sideinfo import SideInfoError, decode_grid, encode_grid
 from vcm.types import Bitstream, Decoded, Mask, check_image
 
-_TABLES = ("._quantized_cdf", "._offset", "._cdf_length", ".scale_table")
-
 
 def save_emic_checkpoint(model: EmicModel, path: str | Path, half: bool = False, **extra: Any) -> Path:
-    """Write ``{"config", "state_dict", ...}``: what :func:`load_emic` reads.
-
-    ``half`` stores float tensors as float16 (half the file); they load back as float32, and the
-    entropy coder's tables are rebuilt from the loaded values, so encoder and decoder agree.
-    """
-    state = {k: v.half() if half and v.is_floating_point() else v for k, v in model.state_dict().items()
-             if not k.endswith(_TABLES)}  # coder tables are rebuilt at load time
-    torch.save({"config": model.cfg.to_dict(), "state_dict": state, **extra}, path)
-    return Path(path)
+    """Write ``{"config", "state_dict", ...}``: what :func:`load_emic` reads (float16 when ``half``)."""
+    return save_codec_checkpoint(model, model.cfg.to_dict(), path, half, **extra)
 
 
 def load_emic(path: str | Path) -> EmicModel:
-    ckpt = load_checkpoint(require_file(expand_path(str(path)), "EMIC checkpoint"))
-    if "config" not in ckpt or "state_dict" not in ckpt:
-        raise ValueError(f"{path} is not an EMIC checkpoint (needs 'config' and 'state_dict')")
-    model = EmicModel(EmicConfig.from_dict(ckpt["config"]))
-    model.update(force=True)  # placeholder coder tables for the keys the file leaves out
-    state = {k: v for k, v in model.state_dict().items() if k.endswith(_TABLES)} | ckpt["state_dict"]
-    model.load_state_dict(state)
-    model.update(force=True)  # the coder tables of the loaded weights
-    return model.eval()
+    return load_codec_checkpoint(path, lambda cfg: EmicModel(EmicConfig.from_dict(cfg)), "EMIC")
 
 
 class EmicCodec:

@@ -1,0 +1,41 @@
+"""Checkpoints of learned codecs: ``{"config", "state_dict", ...}`` with coder tables left out.
+
+The entropy coder's tables (CDFs, offsets, scale tables) are rebuilt from the loaded weights
+with ``update(force=True)``, so encoder and decoder always agree, also for float16 files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+import torch
+from compressai.models import CompressionModel
+
+from vcm.assets import expand_path, require_file
+from vcm.device import load_checkpoint
+
+TABLES = ("._quantized_cdf", "._offset", "._cdf_length", ".scale_table")
+M = TypeVar("M", bound=CompressionModel)
+
+
+def save_codec_checkpoint(model: CompressionModel, config: dict[str, Any], path: str | Path,
+                          half: bool = False, **extra: Any) -> Path:
+    """Write the weights (float16 when ``half``; they load back as float32) and ``config``."""
+    state = {k: v.half() if half and v.is_floating_point() else v for k, v in model.state_dict().items()
+             if not k.endswith(TABLES)}
+    torch.save({"config": config, "state_dict": state, **extra}, path)
+    return Path(path)
+
+
+def load_codec_checkpoint(path: str | Path, make: Callable[[dict[str, Any]], M], what: str) -> M:
+    """Build ``make(config)``, load the weights, rebuild the coder tables; eval mode."""
+    ckpt = load_checkpoint(require_file(expand_path(str(path)), f"{what} checkpoint"))
+    if "config" not in ckpt or "state_dict" not in ckpt:
+        raise ValueError(f"{path} is not a {what} checkpoint (needs 'config' and 'state_dict')")
+    model = make(ckpt["config"])
+    model.update(force=True)  # placeholder coder tables for the keys the file leaves out
+    state = {k: v for k, v in model.state_dict().items() if k.endswith(TABLES)} | ckpt["state_dict"]
+    model.load_state_dict(state)
+    model.update(force=True)  # the coder tables of the loaded weights
+    return model.eval()

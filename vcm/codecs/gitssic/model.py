@@ -1,0 +1,180 @@
+"""GIT-SSIC network (brief 2.2): GI Swin transforms, a group-wise conv hyperprior, ChARM 1x1.
+
+    x (B,3,H,W), groups (B,H/16,W/16) --g_a--> y (B,M,H/16,W/16)
+    per group g: y * 1[g] --h_a--> z_g (B,Cz,H/64,W/64), kept on g's footprint cells only
+    z_hat_g --h_s--> hyper (2M channels) at g's positions; summed over groups
+    slice i: (mu_i, sigma_i) = nets_i(cat[hyper chunk i, y_hat_0..i-1])   (1x1 convs only)
+    y_hat --g_s--> x_hat
+
+Deviation from the released code [G]: its z mixes all groups (5x5 strided convs) and is sent
+whole, so group B's means, scales, strings and reconstruction change when group A's pixels do,
+and z leaks A's content to a receiver of B. Here each group has its own z, computed from that
+group's latents alone and sent with the group's strings. With one group this is the plain
+(whole-image) hyperprior.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from compressai.entropy_models import EntropyBottleneck, GaussianConditional
+from compressai.models import CompressionModel
+from compressai.ops import quantize_ste
+from torch import nn
+
+from vcm.codecs.gitssic.transform import Analysis, Synthesis
+
+Z_CELL = 4  # latent cells per hyper-latent cell (two stride-2 convs)
+
+
+@dataclass(frozen=True)
+class GitSsicConfig:
+    """Architecture; the defaults are the paper's (brief 2.2)."""
+
+    dims: tuple[int, ...] = (128, 192, 256, 320)
+    depths: tuple[int, ...] = (2, 2, 5, 1)
+    heads: tuple[int, ...] = (8, 12, 16, 16)
+    window: int = 8
+    mlp_ratio: float = 4.0
+    hyper_channels: int = 192
+    slices: int = 10
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "GitSsicConfig":
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+def _slice_net(cin: int, hidden: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, hidden, 1), nn.ReLU(), nn.Conv2d(hidden, hidden, 1), nn.ReLU(),
+                         nn.Conv2d(hidden, cout, 1))
+
+
+def one_hot(groups: torch.Tensor, n: int) -> torch.Tensor:
+    """int (B, h, w) -> float (B, n, h, w)."""
+    return F.one_hot(groups.long(), n).permute(0, 3, 1, 2).float()
+
+
+class GitSsicModel(CompressionModel):
+    """Group-independent codec network; x in [0, 1], H and W multiples of 16."""
+
+    def __init__(self, cfg: GitSsicConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        m, cz, k = cfg.dims[-1], cfg.hyper_channels, cfg.slices
+        if m % k or (2 * m) % k:
+            raise ValueError(f"latent channels {m} do not split into {k} slices")
+        self.g_a = Analysis(cfg.dims, cfg.depths, cfg.heads, cfg.window, cfg.mlp_ratio)
+        self.g_s = Synthesis(cfg.dims, cfg.depths, cfg.heads, cfg.window, cfg.mlp_ratio)
+        self.h_a = nn.Sequential(nn.Conv2d(m, cz, 3, padding=1), nn.ReLU(), nn.Conv2d(cz, cz, 5, 2, 2), nn.ReLU(),
+                                 nn.Conv2d(cz, cz, 5, 2, 2))
+        self.h_s = nn.Sequential(nn.ConvTranspose2d(cz, cz, 5, 2, 2, 1), nn.ReLU(),
+                                 nn.ConvTranspose2d(cz, cz, 5, 2, 2, 1), nn.ReLU(), nn.Conv2d(cz, 2 * m, 3, padding=1))
+        s, hs = m // k, 2 * m // k
+        self.mean_nets = nn.ModuleList(_slice_net(hs + i * s, m, s) for i in range(k))
+        self.scale_nets = nn.ModuleList(_slice_net(hs + i * s, m, s) for i in range(k))
+        self.entropy_bottleneck = EntropyBottleneck(cz)
+        self.gaussian_conditional = GaussianConditional(None)
+
+    # -- hyperprior, one z per group -------------------------------------------------------
+    @staticmethod
+    def _pad(t: torch.Tensor) -> torch.Tensor:
+        return F.pad(t, (0, -t.shape[-1] % Z_CELL, 0, -t.shape[-2] % Z_CELL))
+
+    def footprint(self, member: torch.Tensor) -> torch.Tensor:
+        """bool (N, 1, h, w) group membership -> bool (N, 1, h', w'): z cells the group touches."""
+        return F.max_pool2d(self._pad(member.float()), Z_CELL) > 0
+
+    def hyper_analysis(self, y: torch.Tensor, member: torch.Tensor) -> torch.Tensor:
+        """y (N, M, h, w) and one group's membership (N, 1, h, w) -> z (N, Cz, h', w')."""
+        return self.h_a(self._pad(y * member))
+
+    def hyper_synthesis(self, z_hat: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """z_hat (N, Cz, h', w'), zero off the footprint -> hyper parameters (N, 2M, h, w)."""
+        return self.h_s(z_hat)[..., : size[0], : size[1]]
+
+    def slice_params(self, i: int, hyper: torch.Tensor, decoded: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mu, sigma) of slice i from its hyper chunk and the slices decoded before it."""
+        support = torch.cat([hyper.chunk(self.cfg.slices, 1)[i], *decoded], 1)
+        return self.mean_nets[i](support), self.scale_nets[i](support)
+
+    def forward(self, x: torch.Tensor, groups: torch.Tensor) -> dict[str, Any]:
+        """Training pass; ``groups`` int (B, H/16, W/16). Likelihoods of z count footprints only."""
+        b, n = x.shape[0], int(groups.max()) + 1
+        y = self.g_a(x, groups)
+        member = one_hot(groups, n).reshape(b * n, 1, *y.shape[-2:])
+        y_rep = y.repeat_interleave(n, 0)
+        z = self.hyper_analysis(y_rep, member)
+        z_hat, z_lik = self.entropy_bottleneck(z)
+        foot = self.footprint(member)
+        hyper = self.hyper_synthesis(z_hat * foot, y.shape[-2:]) * member
+        hyper = hyper.reshape(b, n, -1, *y.shape[-2:]).sum(1)
+        decoded: list[torch.Tensor] = []
+        liks = []
+        for i, y_i in enumerate(y.chunk(self.cfg.slices, 1)):
+            mu, sigma = self.slice_params(i, hyper, decoded)
+            _, lik = self.gaussian_conditional(y_i, sigma, means=mu)
+            decoded.append(quantize_ste(y_i - mu) + mu)
+            liks.append(lik)
+        x_hat = self.g_s(torch.cat(decoded, 1), groups)
+        return {"x_hat": x_hat, "likelihoods": {"y": torch.cat(liks, 1), "z": z_lik.where(foot, 1.0)}}
+
+    # -- coding, group by group ------------------------------------------------------------
+    def _group_hyper(self, z_hat: torch.Tensor, foot: torch.Tensor, sel: torch.Tensor) -> torch.Tensor:
+        """One group's decoded z values (1, Cz, L) -> its hyper parameters, zero off the group."""
+        grid = torch.zeros(1, z_hat.shape[1], *foot.shape[-2:], device=z_hat.device)
+        grid[..., foot[0, 0]] = z_hat
+        return self.hyper_synthesis(grid, sel.shape[-2:]) * sel
+
+    @torch.no_grad()
+    def compress(self, x: torch.Tensor, groups: torch.Tensor) -> dict[int, list[bytes]]:
+        """One image: {group id: [z string, slice strings...]} for every non-empty group."""
+        y = self.g_a(x, groups)
+        ids = [int(g) for g in torch.unique(groups)]
+        hyper = torch.zeros(1, 2 * y.shape[1], *y.shape[-2:], device=y.device)
+        out: dict[int, list[bytes]] = {}
+        for g in ids:
+            sel = (groups == g)[:, None].float()
+            foot = self.footprint(sel)
+            z = self.hyper_analysis(y, sel)[..., foot[0, 0]]
+            out[g] = self.entropy_bottleneck.compress(z)
+            z_hat = self.entropy_bottleneck.decompress(out[g], z.shape[-1:])
+            hyper = hyper + self._group_hyper(z_hat, foot, sel)
+        decoded: list[torch.Tensor] = []
+        for i, y_i in enumerate(y.chunk(self.cfg.slices, 1)):
+            mu, sigma = self.slice_params(i, hyper, decoded)
+            for g in ids:
+                at = groups[0] == g
+                idx = self.gaussian_conditional.build_indexes(sigma[..., at])
+                out[g] += self.gaussian_conditional.compress(y_i[..., at], idx, means=mu[..., at])
+            decoded.append(self.gaussian_conditional.quantize(y_i, "dequantize", mu))
+        return out
+
+    @torch.no_grad()
+    def decompress(self, strings: dict[int, list[bytes]], groups: torch.Tensor) -> torch.Tensor:
+        """Decode the groups in ``strings`` (others stay zero) -> x_hat (1, 3, 16h, 16w)."""
+        m, (h, w) = self.cfg.dims[-1], groups.shape[-2:]
+        dev = groups.device
+        hyper = torch.zeros(1, 2 * m, h, w, device=dev)
+        for g, s in strings.items():
+            if len(s) != 1 + self.cfg.slices:
+                raise ValueError(f"group {g} has {len(s)} strings, expected {1 + self.cfg.slices}")
+            sel = (groups == g)[:, None].float()
+            foot = self.footprint(sel)
+            z_hat = self.entropy_bottleneck.decompress(s[:1], (int(foot.sum()),))
+            hyper = hyper + self._group_hyper(z_hat, foot, sel)
+        decoded: list[torch.Tensor] = []
+        for i in range(self.cfg.slices):
+            mu, sigma = self.slice_params(i, hyper, decoded)
+            y_i = torch.zeros_like(mu)
+            for g, s in strings.items():
+                at = groups[0] == g
+                idx = self.gaussian_conditional.build_indexes(sigma[..., at])
+                y_i[..., at] = self.gaussian_conditional.decompress(s[1 + i:2 + i], idx, means=mu[..., at])
+            decoded.append(y_i)
+        return self.g_s(torch.cat(decoded, 1), groups)

@@ -123,7 +123,8 @@ def test_decoding_group_b_alone_equals_full_decode(ckpt: Path, people: tuple[np.
 @pytest.mark.parametrize("rate", ["q1", "q4"])
 def test_bytes_match_the_estimated_rate(rate: str, people: tuple[np.ndarray, Mask]) -> None:
     """Invariant (c) on the committed trained weights: the rANS payload of all groups is within
-    1 % of the entropy model's -log2 likelihoods (plus each string's rANS flush, <= 4 bytes)."""
+    1 % of the entropy model's -log2 likelihoods, plus each string's rANS overhead: compressai's
+    coder flushes a 4-byte state and writes whole 4-byte words, so <= 8 bytes per string."""
     from vcm.codecs.gitssic.codec import load_gitssic
 
     image, mask = people
@@ -136,7 +137,7 @@ def test_bytes_match_the_estimated_rate(rate: str, people: tuple[np.ndarray, Mas
     est = float(sum(-torch.log2(v).sum() for v in liks.values())) / 8
     bs = _codec(TRAINED / f"{rate}.pth").encode(image=image, mask=mask)
     strings = sum(1 for s in unpack(bs.data).sections if s)
-    assert est * 0.99 <= bs.payload_bytes <= est * 1.01 + 4 * strings, (bs.payload_bytes, est, strings)
+    assert est * 0.99 <= bs.payload_bytes <= est * 1.01 + 8 * strings, (bs.payload_bytes, est, strings)
     assert len(bs.data) == bs.header_bytes + bs.side_bytes + bs.payload_bytes
 
 

@@ -28,6 +28,7 @@ from torch import nn
 from vcm.codecs.gitssic.transform import Analysis, Synthesis
 
 Z_CELL = 4  # latent cells per hyper-latent cell (two stride-2 convs)
+MARGIN = 12  # latent cells around a group's box: more than h_a's and h_s's reach (7 cells)
 
 
 @dataclass(frozen=True)
@@ -125,11 +126,35 @@ class GitSsicModel(CompressionModel):
         return {"x_hat": x_hat, "likelihoods": {"y": torch.cat(liks, 1), "z": z_lik.where(foot, 1.0)}}
 
     # -- coding, group by group ------------------------------------------------------------
-    def _group_hyper(self, z_hat: torch.Tensor, foot: torch.Tensor, sel: torch.Tensor) -> torch.Tensor:
-        """One group's decoded z values (1, Cz, L) -> its hyper parameters, zero off the group."""
+    @staticmethod
+    def _box(sel: torch.Tensor) -> tuple[slice, slice]:
+        """Rows and columns of the padded latent grid around a group, aligned to z cells, so the
+        hyper networks run on the group's surroundings only (cost ~ group size, not image size)."""
+        out = []
+        for other, size in ((1, sel.shape[2]), (0, sel.shape[3])):
+            idx = torch.nonzero(sel[0, 0].bool().any(dim=other)).flatten()
+            lo = max(0, (int(idx[0]) - MARGIN) // Z_CELL * Z_CELL)
+            hi = -(-(int(idx[-1]) + 1 + MARGIN) // Z_CELL) * Z_CELL
+            out.append(slice(lo, min(-(-size // Z_CELL) * Z_CELL, hi)))
+        return out[0], out[1]
+
+    def _group_z(self, y: torch.Tensor, sel: torch.Tensor) -> torch.Tensor:
+        """One group's z values on its footprint cells (1, Cz, L), raster order."""
+        rows, cols = self._box(sel)
+        box = self._pad(sel)[..., rows, cols]
+        return self.hyper_analysis(self._pad(y)[..., rows, cols], box)[..., self.footprint(box)[0, 0]]
+
+    def _group_hyper(self, z_hat: torch.Tensor, sel: torch.Tensor, hyper: torch.Tensor) -> torch.Tensor:
+        """Add one group's hyper parameters (from its z values) to ``hyper`` at its positions."""
+        rows, cols = self._box(sel)
+        box = self._pad(sel)[..., rows, cols]
+        foot = self.footprint(box)
         grid = torch.zeros(1, z_hat.shape[1], *foot.shape[-2:], device=z_hat.device)
         grid[..., foot[0, 0]] = z_hat
-        return self.hyper_synthesis(grid, sel.shape[-2:]) * sel
+        part = self.hyper_synthesis(grid, box.shape[-2:]) * box
+        full = self._pad(hyper.new_zeros(hyper.shape))
+        full[..., rows, cols] = part
+        return hyper + full[..., : hyper.shape[2], : hyper.shape[3]]
 
     @torch.no_grad()
     def compress(self, x: torch.Tensor, groups: torch.Tensor) -> dict[int, list[bytes]]:
@@ -140,11 +165,9 @@ class GitSsicModel(CompressionModel):
         out: dict[int, list[bytes]] = {}
         for g in ids:
             sel = (groups == g)[:, None].float()
-            foot = self.footprint(sel)
-            z = self.hyper_analysis(y, sel)[..., foot[0, 0]]
+            z = self._group_z(y, sel)
             out[g] = self.entropy_bottleneck.compress(z)
-            z_hat = self.entropy_bottleneck.decompress(out[g], z.shape[-1:])
-            hyper = hyper + self._group_hyper(z_hat, foot, sel)
+            hyper = self._group_hyper(self.entropy_bottleneck.decompress(out[g], z.shape[-1:]), sel, hyper)
         decoded: list[torch.Tensor] = []
         for i, y_i in enumerate(y.chunk(self.cfg.slices, 1)):
             mu, sigma = self.slice_params(i, hyper, decoded)
@@ -165,9 +188,8 @@ class GitSsicModel(CompressionModel):
             if len(s) != 1 + self.cfg.slices:
                 raise ValueError(f"group {g} has {len(s)} strings, expected {1 + self.cfg.slices}")
             sel = (groups == g)[:, None].float()
-            foot = self.footprint(sel)
-            z_hat = self.entropy_bottleneck.decompress(s[:1], (int(foot.sum()),))
-            hyper = hyper + self._group_hyper(z_hat, foot, sel)
+            z_hat = self.entropy_bottleneck.decompress(s[:1], (int(self.footprint(sel).sum()),))
+            hyper = self._group_hyper(z_hat, sel, hyper)
         decoded: list[torch.Tensor] = []
         for i in range(self.cfg.slices):
             mu, sigma = self.slice_params(i, hyper, decoded)

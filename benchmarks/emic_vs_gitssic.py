@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from emic_scaling import measure  # noqa: E402
+from emic_scaling import measure
 
 FRACTIONS = (0.10, 0.25, 0.50)
 RATES = ("q1", "q2", "q3", "q4")
@@ -105,8 +105,8 @@ def cost(images: list[tuple[str, np.ndarray]], ms: dict[float, list[Any]], repea
         r = {}
         for key, codec in (("e", emic), ("g", git)):
             data = codec.encode(image=img, mask=m).data
-            r[key + "enc"] = measure(lambda: codec.encode(image=img, mask=m), repeats, device)
-            r[key + "dec"] = measure(lambda: codec.decode(data), repeats, device)
+            r[key + "enc"] = measure(lambda c=codec, m=m: c.encode(image=img, mask=m), repeats, device)
+            r[key + "dec"] = measure(lambda c=codec, d=data: c.decode(d), repeats, device)
         ratio = [r["e" + k][i] / r["g" + k][i] for i in (0, 1) for k in ("enc", "dec")]
         print(f"| {f:.2f} | {ratio[0]:.3f} | {ratio[1]:.3f} | {ratio[2]:.3f} | {ratio[3]:.3f} | "
               f"{r['eenc'][0]:.1f} / {r['edec'][0]:.1f} | {r['genc'][0]:.1f} / {r['gdec'][0]:.1f} |", flush=True)

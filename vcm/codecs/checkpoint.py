@@ -6,8 +6,9 @@ with ``update(force=True)``, so encoder and decoder always agree, also for float
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 import torch
 from compressai.models import CompressionModel

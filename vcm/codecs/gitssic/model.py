@@ -44,7 +44,7 @@ class GitSsicConfig:
     slices: int = 10
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "GitSsicConfig":
+    def from_dict(cls, d: dict[str, Any]) -> GitSsicConfig:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
     def to_dict(self) -> dict[str, Any]:

@@ -12,7 +12,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vcm.codecs.gitssic.attention import GroupWindowAttention, allowed_pairs, window_partition, window_reverse
+from vcm.codecs.gitssic.attention import (
+    GroupWindowAttention,
+    allowed_pairs,
+    window_partition,
+    window_reverse,
+)
 
 LATENT = 16  # pixels per latent cell: four stride-2 stages
 
@@ -30,7 +35,7 @@ class GroupBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """x: (B, H, W, C) with H, W multiples of the window; labels: int (B, H, W)."""
-        b, h, w, c = x.shape
+        h, w = x.shape[1:3]
         shift = self.shift if min(h, w) > self.ws else 0
         t = self.norm1(x)
         if shift:
@@ -53,7 +58,7 @@ class GroupLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
         """x: (B, C, H, W); groups: int (B, H/f, W/f) at latent resolution, f = H / groups height."""
-        b, c, h, w = x.shape
+        h, w = x.shape[-2:]
         f = h // groups.shape[1]
         labels = groups.repeat_interleave(f, 1).repeat_interleave(f, 2)
         ph, pw = -h % self.ws, -w % self.ws

@@ -7,5 +7,6 @@ MASKS.register_lazy("gt", "vcm.masks.basic:GroundTruthMask")
 MASKS.register_lazy("random", "vcm.masks.basic:RandomPatchMask")
 MASKS.register_lazy("damask", "vcm.masks.damask:DAMask")
 MASKS.register_lazy("yolo_seg", "vcm.masks.yolo:YoloSegMask", extra="tflite")
+MASKS.register_lazy("sam", "vcm.masks.sam:SamMask", extra="sam")
 
 __all__ = ["MASKS", "MaskGenerator"]

@@ -7,11 +7,11 @@ import pytest
 
 pytest.importorskip("segment_anything", reason="segment-anything not installed: pip install 'vcm[sam]'")
 
-import torch  # noqa: E402
+import torch
 
-from vcm.data.coco import CocoDataset  # noqa: E402
-from vcm.masks import MASKS  # noqa: E402
-from vcm.types import Mask  # noqa: E402
+from vcm.data.coco import CocoDataset
+from vcm.masks import MASKS
+from vcm.types import Mask
 
 ARCH = {"embed_dim": 32, "depth": 2, "heads": 2, "global_attn": [1]}
 
@@ -57,7 +57,7 @@ def test_box_prompts_from_another_mask_node(ckpt: Path, sample) -> None:  # type
     _, _, s = sample
     image = s.image
     prompts = MASKS.build("gt", {})(image=image, annotations=s.annotations)
-    n = int(len(np.unique(prompts.labels[prompts.labels > 0])))
+    n = len(np.unique(prompts.labels[prompts.labels > 0]))
     m = _sam(ckpt, clip_to_box=True)(image=image, prompts=prompts)
     from vcm.masks.sam import instance_boxes
 

@@ -9,8 +9,9 @@ turns each into a box and lets SAM refine it into a mask. Either way the instanc
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar
 
 import cv2
 import numpy as np
@@ -87,9 +88,9 @@ class SamMask:
                  min_mask_region_area: int = 0, points_per_batch: int = 64, max_instances: int = 100,
                  clip_to_box: bool = False, dilate: int = 0, unit: int = DEFAULT_UNIT, device: Any = None) -> None:
         self.model = build_sam(checkpoint, model_type, arch).to(device or "cpu")
-        self.auto = dict(points_per_side=points_per_side, pred_iou_thresh=pred_iou_thresh,
-                         stability_score_thresh=stability_score_thresh, points_per_batch=points_per_batch,
-                         min_mask_region_area=min_mask_region_area)
+        self.auto = {"points_per_side": points_per_side, "pred_iou_thresh": pred_iou_thresh,
+                     "stability_score_thresh": stability_score_thresh, "points_per_batch": points_per_batch,
+                     "min_mask_region_area": min_mask_region_area}
         self.max_instances, self.clip_to_box, self.dilate, self.unit = max_instances, clip_to_box, dilate, unit
 
     def __call__(self, *, image: np.ndarray, prompts: Mask | None = None, **_: Any) -> Mask:

@@ -7,6 +7,7 @@ with ``update(force=True)``, so encoder and decoder always agree, also for float
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -18,6 +19,18 @@ from vcm.device import load_checkpoint
 
 TABLES = ("._quantized_cdf", "._offset", "._cdf_length", ".scale_table")
 M = TypeVar("M", bound=CompressionModel)
+C = TypeVar("C", bound="ArchConfig")
+
+
+class ArchConfig:
+    """Mixin for frozen architecture dataclasses stored in checkpoints (tuples <-> YAML lists)."""
+
+    @classmethod
+    def from_dict(cls: type[C], d: dict[str, Any]) -> C:
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}  # type: ignore[call-overload]
 
 
 def save_codec_checkpoint(model: CompressionModel, config: dict[str, Any], path: str | Path,

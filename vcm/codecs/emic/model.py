@@ -17,7 +17,7 @@ the rate counts visible tokens only (batch padding is excluded).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -26,12 +26,20 @@ from compressai.models import CompressionModel
 from compressai.ops import quantize_ste
 from torch import nn
 
-from vcm.codecs.emic.tokens import Tokens, UnitGroups, group_units, pad_to_unit, pool_groups, unpool_groups
+from vcm.codecs.checkpoint import ArchConfig
+from vcm.codecs.emic.tokens import (
+    Tokens,
+    UnitGroups,
+    group_units,
+    pad_to_unit,
+    pool_groups,
+    unpool_groups,
+)
 from vcm.codecs.emic.transform import Analysis, Stage, Synthesis
 
 
 @dataclass(frozen=True)
-class EmicConfig:
+class EmicConfig(ArchConfig):
     """Architecture; the defaults are the paper-size model (widths are our guess [G])."""
 
     dims: tuple[int, ...] = (128, 192, 256, 320)
@@ -44,13 +52,6 @@ class EmicConfig:
     slices: int = 0  # ChARM channel slices of y; 0 = plain hyperprior
     hyper_pool: int = 2  # z token per p x p MU cell; 1 = one per MU
     mu_window: int = 16  # cross-MU attention window in MUs (0 = global); see attention.py [G]
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "EmicConfig":
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
 class EmicModel(CompressionModel):

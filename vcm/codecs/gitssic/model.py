@@ -15,7 +15,7 @@ group's latents alone and sent with the group's strings. With one group this is 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -25,6 +25,7 @@ from compressai.models import CompressionModel
 from compressai.ops import quantize_ste
 from torch import nn
 
+from vcm.codecs.checkpoint import ArchConfig
 from vcm.codecs.gitssic.transform import Analysis, Synthesis
 
 Z_CELL = 4  # latent cells per hyper-latent cell (two stride-2 convs)
@@ -32,7 +33,7 @@ MARGIN = 12  # latent cells around a group's box: more than h_a's and h_s's reac
 
 
 @dataclass(frozen=True)
-class GitSsicConfig:
+class GitSsicConfig(ArchConfig):
     """Architecture; the defaults are the paper's (brief 2.2)."""
 
     dims: tuple[int, ...] = (128, 192, 256, 320)
@@ -42,13 +43,6 @@ class GitSsicConfig:
     mlp_ratio: float = 4.0
     hyper_channels: int = 192
     slices: int = 10
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> GitSsicConfig:
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
 def _slice_net(cin: int, hidden: int, cout: int) -> nn.Sequential:

@@ -59,7 +59,7 @@ def test_box_prompts_from_another_mask_node(ckpt: Path, sample) -> None:  # type
     prompts = MASKS.build("gt", {})(image=image, annotations=s.annotations)
     n = len(np.unique(prompts.labels[prompts.labels > 0]))
     m = _sam(ckpt, clip_to_box=True)(image=image, prompts=prompts)
-    from vcm.masks.sam import instance_boxes
+    from vcm.masks.base import instance_boxes
 
     boxes = instance_boxes(prompts)
     assert len(boxes) == n

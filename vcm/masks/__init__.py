@@ -8,5 +8,6 @@ MASKS.register_lazy("random", "vcm.masks.basic:RandomPatchMask")
 MASKS.register_lazy("damask", "vcm.masks.damask:DAMask")
 MASKS.register_lazy("yolo_seg", "vcm.masks.yolo:YoloSegMask", extra="tflite")
 MASKS.register_lazy("sam", "vcm.masks.sam:SamMask", extra="sam")
+MASKS.register_lazy("maskrcnn", "vcm.masks.detectron2:Detectron2Mask")  # detectron2: from source
 
 __all__ = ["MASKS", "MaskGenerator"]

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from vcm.registry import Registry
-from vcm.types import Mask
+from vcm.types import DEFAULT_UNIT, Mask
 
 
 @runtime_checkable
@@ -59,3 +59,34 @@ def visible_count(total: int, ratio: float) -> int:
     if not 0.0 <= ratio <= 1.0:
         raise ValueError(f"visible_ratio must be in [0, 1], got {ratio}")
     return int(round(total * ratio))
+
+
+def instances_mask(instances: list[dict[str, Any]], height: int, width: int, *, score_threshold: float,
+                   category_ids: set[int] | None = None, dilate_px: int = 0,
+                   unit: int = DEFAULT_UNIT) -> Mask:
+    """Keep-mask from COCO result dicts (RLE ``segmentation``): the union of the instances scoring
+    >= ``score_threshold`` (of ``category_ids``, if given), instance ids 1..K in ``labels``."""
+    from pycocotools import mask as mask_utils
+
+    union, labels = np.zeros((height, width), bool), np.zeros((height, width), np.int32)
+    for inst in instances:
+        if inst["score"] < score_threshold:
+            continue
+        if category_ids is not None and inst["category_id"] not in category_ids:
+            continue
+        px = mask_utils.decode(inst["segmentation"]).astype(bool)
+        union |= px
+        labels[px] = labels.max() + 1  # later instances win where they overlap
+    return Mask.from_pixels(dilate(union, dilate_px), unit, labels)
+
+
+def instance_boxes(mask: Mask) -> list[np.ndarray]:
+    """XYXY pixel boxes (float32 (4,)) of the instances of ``mask`` (labels, else components)."""
+    labels = mask.labels
+    if labels is None or not (labels > 0).any():
+        _, labels = cv2.connectedComponents(mask.pixels.astype(np.uint8), connectivity=8)
+    boxes = []
+    for k in np.unique(labels[labels > 0]):
+        ys, xs = np.nonzero(labels == k)
+        boxes.append(np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float32))
+    return boxes

@@ -13,12 +13,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-import cv2
 import numpy as np
 
 from vcm._optional import require
 from vcm.assets import expand_path
-from vcm.masks.base import dilate
+from vcm.masks.base import dilate, instance_boxes
 from vcm.types import DEFAULT_UNIT, Mask, check_image
 
 URLS = {
@@ -54,18 +53,6 @@ def build_sam(checkpoint: str, model_type: str = "vit_b", arch: Mapping[str, Any
         raise ValueError(f"unknown SAM model_type {model_type!r} (vit_b, vit_l, vit_h, custom)")
     model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return model.eval()
-
-
-def instance_boxes(mask: Mask) -> list[np.ndarray]:
-    """XYXY pixel boxes (float32 (4,)) of the instances of ``mask`` (labels, else components)."""
-    labels = mask.labels
-    if labels is None or not (labels > 0).any():
-        _, labels = cv2.connectedComponents(mask.pixels.astype(np.uint8), connectivity=8)
-    boxes = []
-    for k in np.unique(labels[labels > 0]):
-        ys, xs = np.nonzero(labels == k)
-        boxes.append(np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float32))
-    return boxes
 
 
 class SamMask:

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any, ClassVar, Mapping
 
 import numpy as np
-from pycocotools import mask as mask_utils
 
-from vcm.masks.base import dilate
+from vcm.masks.base import instances_mask
 from vcm.tasks.base import default_model
 from vcm.tasks.yolo import YoloSeg
 from vcm.types import DEFAULT_UNIT, Mask, check_image
@@ -36,13 +35,5 @@ class YoloSegMask:
 
     def __call__(self, *, image: np.ndarray, **_: Any) -> Mask:
         h, w = check_image(image).shape[:2]
-        union, labels = np.zeros((h, w), bool), np.zeros((h, w), np.int32)
-        for inst in self.head(image=image).instances:
-            if inst["score"] < self.score_threshold:
-                continue
-            if self.category_ids is not None and inst["category_id"] not in self.category_ids:
-                continue
-            px = mask_utils.decode(inst["segmentation"]).astype(bool)
-            union |= px
-            labels[px] = labels.max() + 1  # later instances win where they overlap
-        return Mask.from_pixels(dilate(union, self.dilate), self.unit, labels)
+        return instances_mask(self.head(image=image).instances, h, w, score_threshold=self.score_threshold,
+                              category_ids=self.category_ids, dilate_px=self.dilate, unit=self.unit)

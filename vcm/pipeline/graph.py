@@ -30,7 +30,8 @@ from vcm.registry import Registry, check_params
 
 SOURCES = {"image": "image", "annotations": "annotations", "sample_id": "sample_id"}
 OUTPUT_TYPE = {"mask": "mask", "encode": "bitstream", "decode": "decoded", "task": "prediction"}
-COMPATIBLE = {("decoded", "image")}  # a decoded image can feed an image port
+# A decoded image can feed an image port; ground truth or a mask's instances can give boxes.
+COMPATIBLE = {("decoded", "image"), ("annotations", "boxes"), ("mask", "boxes")}
 
 
 class GraphError(ConfigError):

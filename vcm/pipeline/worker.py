@@ -10,7 +10,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import cv2
 import numpy as np
@@ -43,6 +44,8 @@ def encode_prediction(p: Prediction) -> dict[str, Any]:
     sem = None
     if p.semantic is not None:
         ok, png = cv2.imencode(".png", p.semantic.astype(np.uint8))
+        if not ok:
+            raise ValueError(f"cannot PNG-encode a class map of shape {p.semantic.shape}")
         sem = base64.b64encode(png.tobytes()).decode("ascii")
     return {"instances": p.instances, "semantic": sem}
 
@@ -62,19 +65,60 @@ class SampleWorker:
         sample = self.dataset.load(sample_id)
         memo: dict[Any, tuple[Any, float]] = {}
         if reference:
-            preds = {t.label: encode_prediction(self._task(t, sample.image, memo)[0]) for t in self.plan.tasks}
+            values, keys = self._reference_values(sample, memo)
+            node = self.graph.by_kind("task")[0]
+            preds = {t.label: encode_prediction(self._task(t, node, sample.image, values, keys, memo)[0])
+                     for t in self.plan.tasks}
             yield sample_id, REFERENCE, {"height": sample.image.shape[0], "width": sample.image.shape[1],
                                          "coco_id": sample.coco_id, "predictions": preds}
         for point in points:
             yield sample_id, point.key, self._evaluate(sample, point, memo)
 
-    def _task(self, choice: Choice, image: np.ndarray, memo: dict[Any, Any]) -> tuple[Prediction, float]:
-        key = ("task", choice.ident, hashlib.sha1(image.tobytes()).hexdigest(), image.shape)
+    def _task(self, choice: Choice, node: Node, image: np.ndarray, values: dict[str, Any],
+              keys: dict[str, Any], memo: dict[Any, Any]) -> tuple[Prediction, float]:
+        """Run a head on ``image`` plus its other wired inputs (e.g. person boxes)."""
+        head = self.components.get("task", choice)
+        ports = getattr(component_class(type(head)), "input_ports", {"image": "image"})
+        extra = {p: s for p, s in node.inputs.items() if p != "image" and p in ports}
+        key = ("task", choice.ident, hashlib.sha1(image.tobytes()).hexdigest(), image.shape,
+               tuple((p, keys[s]) for p, s in sorted(extra.items())))
         if key not in memo:
-            head = self.components.get("task", choice)
             t = time.perf_counter()
-            memo[key] = (head(image=image), time.perf_counter() - t)
+            memo[key] = (head(image=image, **{p: values[s] for p, s in extra.items()}), time.perf_counter() - t)
         return memo[key]  # type: ignore[no-any-return]
+
+    def _reference_values(self, sample: Sample, memo: dict[Any, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Node outputs for the uncompressed reference: the graph with the codec replaced by the
+        identity (decode = the original image), other components at the first point's choice."""
+        values: dict[str, Any] = {"image": sample.image, "annotations": sample.annotations,
+                                  "sample_id": sample.id}
+        keys: dict[str, Any] = {k: k for k in values}
+        point, needed = self.plan.points[0], self._ancestors(self.graph.by_kind("task")[0])
+        for node in self.graph.nodes:
+            if node.name not in needed:
+                continue
+            if node.kind == "decode":
+                values[node.name], keys[node.name] = Decoded(sample.image), "image"
+            elif node.kind == "mask":
+                choice = point.choice(node.component)
+                key = (node.name, choice.ident, tuple(keys.get(s) for s in node.inputs.values()))
+                if key not in memo:
+                    t = time.perf_counter()
+                    memo[key] = (self._run_node(node, choice, values), time.perf_counter() - t)
+                values[node.name], keys[node.name] = memo[key][0], key
+        return values, keys
+
+    def _ancestors(self, task: Node) -> set[str]:
+        """Nodes that a task node's non-image inputs depend on."""
+        by_name = {n.name: n for n in self.graph.nodes}
+        todo = [s for p, s in task.inputs.items() if p != "image"]
+        seen: set[str] = set()
+        while todo:
+            name = todo.pop()
+            if name in by_name and name not in seen:
+                seen.add(name)
+                todo += list(by_name[name].inputs.values())
+        return seen
 
     def _evaluate(self, sample: Sample, point: Point, memo: dict[Any, Any]) -> dict[str, Any]:
         values: dict[str, Any] = {"image": sample.image, "annotations": sample.annotations,
@@ -97,7 +141,7 @@ class SampleWorker:
         for node in self.graph.by_kind("task"):
             image = _as_image(values[node.inputs["image"]])
             for t in self.plan.tasks:
-                pred, dt = self._task(t, image, memo)
+                pred, dt = self._task(t, node, image, values, keys, memo)
                 record["predictions"][t.label] = encode_prediction(pred)
                 timings[f"{node.name}:{t.label}"] = dt
         record.update(series=point.series, point=point.point, sweep=dict(point.sweep), timings=timings)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Mapping, Protocol, runtime_checkable
+from typing import Any, ClassVar, Mapping, Protocol, runtime_checkable
 
 import cv2
 import numpy as np
@@ -125,3 +125,22 @@ def default_model(folder: str, file: str) -> str:
     return f"${{VCM_ASSETS}}/models/{folder}/{file}"
 
 
+
+
+def boxes_from(source: Any, category_ids: frozenset[int] = frozenset({1})) -> np.ndarray:
+    """XYXY pixel boxes, float32 (N, 4), from a ``boxes`` port: ground-truth COCO annotations (the
+    non-crowd ones of ``category_ids``) or a mask's instances (labels, else connected parts)."""
+    from vcm.masks.base import instance_boxes
+    from vcm.types import Mask
+
+    if isinstance(source, Mask):
+        boxes = instance_boxes(source)
+    elif isinstance(source, list):
+        boxes = [np.array([x, y, x + w, y + h], np.float32) for a in source
+                 if a["category_id"] in category_ids and not a.get("iscrowd", 0)
+                 for x, y, w, h in [a["bbox"]]]
+    elif source is None:
+        raise ValueError("this head needs boxes, but its boxes input is empty (dataset without annotations?)")
+    else:
+        raise TypeError(f"boxes must come from annotations or a mask, got {type(source).__name__}")
+    return np.stack(boxes).astype(np.float32) if boxes else np.zeros((0, 4), np.float32)

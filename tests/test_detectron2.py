@@ -156,3 +156,47 @@ def test_detectron2_head_scored_through_the_graph(coco_root: str, tmp_path: Path
     for r in rows:
         assert r.values["segm_AP"] is not None and 0.0 <= r.values["segm_AP"] <= 1.0
         assert r.values["bbox_AP"] is not None
+
+
+def test_integrations_demo_config_runs_with_user_checkpoints(coco_root: str, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """configs/integrations_demo.yaml as shipped, with small random checkpoints standing in for the
+    official ones: YOLOv8n-seg boxes -> SAM -> codecs -> Mask R-CNN, report with BD-rate anchor."""
+    pytest.importorskip("segment_anything", reason="segment-anything not installed: pip install 'vcm[sam]'")
+    pytest.importorskip("ai_edge_litert", reason="TFLite runtime not installed: pip install 'vcm[tflite]'")
+    import importlib
+
+    from detectron2.modeling import build_model
+
+    from vcm.integrations.detectron2 import build_config
+    from vcm.pipeline.runner import prepare, run
+    from vcm.report.build import make_report
+
+    torch.manual_seed(0)
+    sam = importlib.import_module("segment_anything.build_sam")._build_sam(32, 2, 2, [1])
+    torch.save(sam.state_dict(), tmp_path / "sam.pth")
+    cfg = build_config("COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_3x.yaml", checkpoint=None, overrides=SMALL)
+    torch.save({"model": build_model(cfg).state_dict()}, tmp_path / "mrcnn.pth")
+    monkeypatch.setenv("SAM_CHECKPOINT", str(tmp_path / "sam.pth"))
+    monkeypatch.setenv("MASK_RCNN_CHECKPOINT", str(tmp_path / "mrcnn.pth"))
+
+    repo = Path(__file__).resolve().parents[1]
+    raw = yaml.safe_load((repo / "configs" / "integrations_demo.yaml").read_text())
+    raw["dataset"]["limit"], raw["output_dir"] = 1, str(tmp_path / "run")
+    raw["grid"]["mask"][0].update(model_type="custom", arch={"embed_dim": 32, "depth": 2, "heads": 2,
+                                                             "global_attn": [1]})
+    raw["grid"]["task"][0].update(overrides=SMALL, score_threshold=0.0)  # the small stand-in model
+    for spec in raw["grid"]["codec"]:
+        values = next(iter(spec["sweep"].values()))
+        spec["sweep"] = {next(iter(spec["sweep"])): [values[0], values[-1]]}
+        if spec["type"] == "gitssic":
+            spec["sweep"]["checkpoint"] = [str(repo / p) for p in spec["sweep"]["checkpoint"]]
+    path = tmp_path / "demo.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    from vcm.config import load_config
+
+    summary = run(prepare(load_config(path)), progress=False)
+    assert summary.computed == 1 + 3 * 2  # reference + 3 codecs x 2 points, one image
+    files = make_report(summary.run_dir)
+    text = files["md"].read_text()
+    assert "segm_AP" in text and "jpeg-full" in text

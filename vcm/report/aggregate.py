@@ -117,10 +117,9 @@ class TaskScorer:
         return self._gt[(label, kind)]
 
     def _semantic(self, label: str, recs: dict[str, dict[str, Any]]) -> dict[str, float]:
-        from vcm.tasks.deeplab import voc_ground_truth
-
-        head = component_class(TASKS.get(next(t.type for t in self.exp.plan.tasks if t.label == label)))
-        n = len(head.classes)
+        choice = next(t for t in self.exp.plan.tasks if t.label == label)
+        space = component_class(TASKS.get(choice.type)).label_space_of(choice.kwargs)
+        n = len(space.classes)
         conf = np.zeros((n, n), np.int64)
         for sid, rec in recs.items():
             pred = decode_semantic(rec["predictions"][label]["semantic"])
@@ -131,9 +130,9 @@ class TaskScorer:
                 if coco is None:
                     raise ValueError(f"dataset has no annotations to score {label!r}; set eval.pseudo_gt: true")
                 anns = coco.loadAnns(coco.getAnnIds(imgIds=[rec["coco_id"]]))
-                gt = voc_ground_truth(anns, rec["height"], rec["width"])
+                gt = space.ground_truth(anns, rec["height"], rec["width"])
             conf += confusion(gt, pred, n)
-        return {k: v for k, v in miou(conf, head.classes).items() if k in ("mIoU", "IoU_person")}
+        return {k: v for k, v in miou(conf, space.classes).items() if k in ("mIoU", "IoU_person")}
 
 
 def finite(x: float | None) -> bool:

@@ -6,9 +6,9 @@ import pytest
 import yaml
 
 from vcm.config import parse_experiment
-from vcm.registry import RegistryError
 from vcm.pipeline.graph import Graph, GraphError
 from vcm.pipeline.runner import prepare
+from vcm.registry import RegistryError
 
 from .conftest import tiny_config
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["load_config", "prepare", "run", "make_report", "__version__"]
+__all__ = ["__version__", "load_config", "make_report", "prepare", "run"]
 
 
 def __getattr__(name: str) -> Any:

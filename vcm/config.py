@@ -11,9 +11,10 @@ import dataclasses
 import difflib
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, TypeVar
+from typing import Any, TypeVar
 
 import yaml
 
@@ -35,7 +36,7 @@ class ComponentSpec:
     sweep: dict[str, list[Any]] = field(default_factory=dict)
 
     @classmethod
-    def parse(cls, raw: Any, where: str) -> "ComponentSpec":
+    def parse(cls, raw: Any, where: str) -> ComponentSpec:
         if isinstance(raw, str):
             raw = {"type": raw}
         if not isinstance(raw, Mapping) or "type" not in raw:

@@ -46,7 +46,7 @@ class Mask:
         return -(-height // unit), -(-width // unit)
 
     @classmethod
-    def from_pixels(cls, pixels: np.ndarray, unit: int = DEFAULT_UNIT, labels: np.ndarray | None = None) -> "Mask":
+    def from_pixels(cls, pixels: np.ndarray, unit: int = DEFAULT_UNIT, labels: np.ndarray | None = None) -> Mask:
         """Grid unit is kept if any of its pixels is kept (masks are dilated to units)."""
         pixels = np.asarray(pixels).astype(bool)
         if pixels.ndim != 2:
@@ -60,7 +60,7 @@ class Mask:
         return cls(pixels, grid, unit, None if labels is None else np.asarray(labels, np.int32))
 
     @classmethod
-    def from_grid(cls, grid: np.ndarray, height: int, width: int, unit: int = DEFAULT_UNIT) -> "Mask":
+    def from_grid(cls, grid: np.ndarray, height: int, width: int, unit: int = DEFAULT_UNIT) -> Mask:
         """Build from a unit grid; the pixel form is the grid upsampled and cropped to (H, W)."""
         grid = np.asarray(grid).astype(bool)
         if grid.shape != cls.grid_shape(height, width, unit):
@@ -71,7 +71,7 @@ class Mask:
         return cls(upsample_grid(grid, height, width, unit), grid, unit)
 
     @classmethod
-    def full(cls, height: int, width: int, unit: int = DEFAULT_UNIT) -> "Mask":
+    def full(cls, height: int, width: int, unit: int = DEFAULT_UNIT) -> Mask:
         return cls.from_pixels(np.ones((height, width), bool), unit)
 
     @property

@@ -2,8 +2,15 @@
 
 import torch
 
-from vcm.codecs.emic.attention import (decay_bias, decay_log_gammas, dense_masked_attention, dpisa,
-                                       dpisa_reference, manhattan, pisa)
+from vcm.codecs.emic.attention import (
+    decay_bias,
+    decay_log_gammas,
+    dense_masked_attention,
+    dpisa,
+    dpisa_reference,
+    manhattan,
+    pisa,
+)
 
 
 def _grid(h: int, w: int) -> torch.Tensor:
@@ -52,7 +59,7 @@ def test_dpisa_matches_its_reference_and_ignores_padded_units() -> None:
     out = dpisa(q, k, v, mu, au, lg)
     assert (out - dpisa_reference(q, k, v, mu, au, lg)).abs().max() < 1e-5
     # two padded MUs appended: the real MUs' outputs do not change
-    pad = lambda t: torch.cat([t, torch.randn(b, heads, 2, n_au, d)], 2)  # noqa: E731
+    pad = lambda t: torch.cat([t, torch.randn(b, heads, 2, n_au, d)], 2)
     padding = torch.zeros(b, n_mu + 2, dtype=torch.bool)
     padding[:, n_mu:] = True
     mu_pad = torch.cat([mu, torch.randint(0, 10, (b, 2, 2))], 1)

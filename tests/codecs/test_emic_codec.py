@@ -20,8 +20,8 @@ TINY = EmicConfig(dims=(8, 12, 16, 24), depths=(1, 1, 1, 1), heads=(1, 2, 2, 3),
 def ckpt(tmp_path_factory: pytest.TempPathFactory, assets: Path) -> Path:
     """A tiny model trained for 60 steps on Kodak crops (~1 s), so its scales are in range."""
     from vcm.codecs.emic.rd import EmicLearned
-    from vcm.train.loop import make_optimizers, optimisation_step
     from vcm.io import load_image
+    from vcm.train.loop import make_optimizers, optimisation_step
 
     torch.manual_seed(0)
     model = EmicModel(TINY)

@@ -2,8 +2,12 @@
 
 import torch
 
-from vcm.codecs.gitssic.attention import (GroupWindowAttention, allowed_pairs, window_partition,
-                                          window_reverse)
+from vcm.codecs.gitssic.attention import (
+    GroupWindowAttention,
+    allowed_pairs,
+    window_partition,
+    window_reverse,
+)
 
 
 def _block(att: GroupWindowAttention, x: torch.Tensor, groups: torch.Tensor, ws: int, shift: int) -> torch.Tensor:

@@ -10,4 +10,4 @@ CODECS.register_lazy("compressai", "vcm.codecs.compressai:compressai_codec")
 CODECS.register_lazy("emic", "vcm.codecs.emic.codec:emic")
 CODECS.register_lazy("gitssic", "vcm.codecs.gitssic.codec:gitssic")
 
-__all__ = ["CODECS", "Codec", "BitstreamError"]
+__all__ = ["CODECS", "BitstreamError", "Codec"]

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import torch
 from compressai.models import CompressionModel
+from typing_extensions import Self
 
 from vcm.assets import expand_path, require_file
 from vcm.device import load_checkpoint
@@ -26,7 +27,7 @@ class ArchConfig:
     """Mixin for frozen architecture dataclasses stored in checkpoints (tuples <-> YAML lists)."""
 
     @classmethod
-    def from_dict(cls: type[C], d: dict[str, Any]) -> C:
+    def from_dict(cls, d: dict[str, Any]) -> Self:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
     def to_dict(self) -> dict[str, Any]:

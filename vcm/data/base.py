@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import random
-from typing import Any, ClassVar, Protocol, Sequence, runtime_checkable
+from collections.abc import Sequence
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from vcm.registry import Registry
 from vcm.types import Sample

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import zlib
-from typing import Any, ClassVar, Mapping, Protocol, runtime_checkable
+from collections.abc import Mapping
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import cv2
 import numpy as np

@@ -11,7 +11,8 @@ distribution. ``sampling: softmax`` gives the paper's text instead (proportional
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Mapping
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import cv2
 import numpy as np

@@ -6,7 +6,8 @@ shipping units to workers and yielding their records as they arrive.
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Iterator, Protocol, TypeVar
+from collections.abc import Callable, Iterable, Iterator
+from typing import Protocol, TypeVar
 
 U = TypeVar("U")
 R = TypeVar("R")

@@ -19,9 +19,10 @@ only bytes, so every codec is checked to decode from its bitstream alone.
 from __future__ import annotations
 
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -71,7 +72,7 @@ class Graph:
         return [n for n in self.nodes if n.kind == kind]
 
     @classmethod
-    def load(cls, path: str | Path) -> "Graph":
+    def load(cls, path: str | Path) -> Graph:
         p = Path(path)
         if not p.is_file():
             raise GraphError(f"pipeline template not found: {p}")
@@ -82,7 +83,7 @@ class Graph:
         return cls.from_dict(raw.get("nodes") or {}, where=str(p))
 
     @classmethod
-    def from_dict(cls, raw: Mapping[str, Any], where: str = "pipeline") -> "Graph":
+    def from_dict(cls, raw: Mapping[str, Any], where: str = "pipeline") -> Graph:
         nodes = {}
         for name, spec in raw.items():
             if name in SOURCES:

@@ -11,9 +11,10 @@ import fnmatch
 import hashlib
 import itertools
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from vcm.config import ComponentSpec, ConfigError
 from vcm.pipeline.graph import Graph

@@ -16,7 +16,7 @@ class Curve:
     rate: tuple[float, ...]    # bpp, one per point
     metric: tuple[float, ...]  # higher is better
 
-    def sorted(self) -> "Curve":
+    def sorted(self) -> Curve:
         order = np.argsort(self.rate, kind="stable")
         return Curve(tuple(np.asarray(self.rate)[order]), tuple(np.asarray(self.metric)[order]))
 
@@ -25,7 +25,7 @@ class Curve:
         m = np.asarray(self.sorted().metric)
         return bool(np.all(np.diff(m) > 0))
 
-    def envelope(self) -> "Curve":
+    def envelope(self) -> Curve:
         """Points (by rising rate) whose metric exceeds every lower-rate point's."""
         c = self.sorted()
         keep_r, keep_m, best = [], [], -np.inf

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Mapping, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import cv2
 import numpy as np
@@ -50,7 +51,7 @@ class Letterbox:
     new_h: int
 
     @classmethod
-    def fit(cls, h: int, w: int, size: int) -> "Letterbox":
+    def fit(cls, h: int, w: int, size: int) -> Letterbox:
         r = min(size / h, size / w)
         nw, nh = int(round(w * r)), int(round(h * r))
         dw, dh = (size - nw) / 2, (size - nh) / 2

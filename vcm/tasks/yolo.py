@@ -6,13 +6,21 @@ centred letterbox to 640 (bilinear, pad 114, RGB/255); class-wise NMS at IoU 0.6
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Mapping
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import cv2
 import numpy as np
 
-from vcm.tasks.base import (COCO80_IDS, Letterbox, TFLiteModel, coco_box, default_model, nms,
-                            xywh_to_xyxy)
+from vcm.tasks.base import (
+    COCO80_IDS,
+    Letterbox,
+    TFLiteModel,
+    coco_box,
+    default_model,
+    nms,
+    xywh_to_xyxy,
+)
 from vcm.types import Prediction, check_image
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -20,7 +21,7 @@ class RDResult:
     bpp: torch.Tensor          # bits over the full image area (masked-out pixels count as area)
     mse_visible: torch.Tensor  # mean squared error over the visible pixels, images in [0, 1]
 
-    def detach(self) -> "RDResult":
+    def detach(self) -> RDResult:
         return RDResult(self.loss.detach(), self.bpp.detach(), self.mse_visible.detach())
 
 

@@ -13,9 +13,10 @@ Example (``configs/train/emic_tiny.yaml``)::
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from vcm.config import ComponentSpec, ConfigError, as_list, from_dict, read_yaml
 

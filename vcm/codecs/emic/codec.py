@@ -7,8 +7,9 @@ Masks that are not unit-aligned are dilated to units (a unit is kept if any pixe
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar
 
 import numpy as np
 import torch

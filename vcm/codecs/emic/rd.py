@@ -8,8 +8,9 @@ The entropy bottleneck's quantiles are trained separately with compressai's ``au
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from torch import nn

@@ -22,7 +22,7 @@ class Tokens:
     pad: torch.Tensor
     side: int
 
-    def with_x(self, x: torch.Tensor, side: int | None = None) -> "Tokens":
+    def with_x(self, x: torch.Tensor, side: int | None = None) -> Tokens:
         return replace(self, x=x, side=self.side if side is None else side)
 
 

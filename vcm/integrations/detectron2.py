@@ -24,7 +24,7 @@ import numpy as np
 
 from vcm._optional import require
 from vcm.assets import expand_path
-from vcm.metrics.quality import psnr
+from vcm.metrics.quality import PSNR_CAP, psnr
 from vcm.tasks.base import COCO80_IDS  # detectron2's contiguous order for COCO models, too
 from vcm.types import Mask, check_image
 
@@ -226,7 +226,7 @@ class RateEvaluator:
         if not self.per_image:
             return {"rate": {"images": 0}}
         keys = ("bpp", "bpp_side", "psnr", "visible_fraction")
-        out = {k: float(np.mean([min(r[k], 100.0) for r in self.per_image])) for k in keys}
+        out = {k: float(np.mean([min(r[k], PSNR_CAP) for r in self.per_image])) for k in keys}
         return {"rate": {**out, "images": len(self.per_image)}}
 
 

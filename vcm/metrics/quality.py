@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+PSNR_CAP = 100.0  # dB used for lossless images when averaging PSNR over images
 
 def psnr(a: np.ndarray, b: np.ndarray, where: np.ndarray | None = None) -> float | None:
     """PSNR in dB between uint8 images over the pixels where ``where`` is True (all if None).

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from vcm.metrics.coco import IOU_TYPES, coco_ap, pseudo_ground_truth
+from vcm.metrics.quality import PSNR_CAP
 from vcm.metrics.segmentation import confusion, miou
 from vcm.pipeline.graph import component_class
 from vcm.pipeline.runner import Experiment
@@ -19,7 +20,6 @@ from vcm.tasks import TASKS
 
 RATE_KEYS = ("bpp", "bpp_payload", "bpp_side", "bpp_header", "visible_fraction")
 QUALITY_KEYS = ("psnr", "psnr_in", "psnr_out")
-PSNR_CAP = 100.0  # dB used for lossless images when averaging
 
 
 @dataclass

@@ -34,12 +34,15 @@ class Mask:
         unit: mask-unit size in pixels.
         labels: optional int32 (H, W) instance ids (0 = no instance, 1..K), for codecs that
             code instances as separate groups (GIT-SSIC).
+        order: optional int64 (V,) flat grid ids of the kept units in the order a sampling
+            generator drew them (DA-Mask, random), for codecs that send ids in that order (MCM).
     """
 
     pixels: np.ndarray
     grid: np.ndarray
     unit: int = DEFAULT_UNIT
     labels: np.ndarray | None = None
+    order: np.ndarray | None = None
 
     @staticmethod
     def grid_shape(height: int, width: int, unit: int) -> tuple[int, int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -75,4 +76,4 @@ class RandomPatchMask:
         keep = sample_rng(self.seed, sample_id).permutation(gh * gw)[: visible_count(gh * gw, self.visible_ratio)]
         grid = np.zeros(gh * gw, bool)
         grid[keep] = True
-        return Mask.from_grid(grid.reshape(gh, gw), h, w, self.unit)
+        return replace(Mask.from_grid(grid.reshape(gh, gw), h, w, self.unit), order=keep.astype(np.int64))

@@ -12,6 +12,7 @@ distribution. ``sampling: softmax`` gives the paper's text instead (proportional
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, ClassVar
 
 import cv2
@@ -92,4 +93,4 @@ class DAMask:
                               sample_rng(self.seed, sample_id), self.sampling)
         grid = np.zeros(scores.size, bool)
         grid[keep] = True
-        return Mask.from_grid(grid.reshape(scores.shape), h, w, self.unit)
+        return replace(Mask.from_grid(grid.reshape(scores.shape), h, w, self.unit), order=keep.astype(np.int64))

@@ -4,5 +4,6 @@ from vcm.train.base import LEARNED, LearnedCodec, RDResult
 
 LEARNED.register_lazy("emic", "vcm.codecs.emic.rd:EmicLearned")
 LEARNED.register_lazy("gitssic", "vcm.codecs.gitssic.rd:GitSsicLearned")
+LEARNED.register_lazy("mcm", "vcm.codecs.mcm.rd:McmLearned")
 
 __all__ = ["LEARNED", "LearnedCodec", "RDResult"]

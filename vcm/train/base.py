@@ -42,6 +42,19 @@ class LearnedCodec(Protocol):
     def save(self, model: nn.Module, path: Path, half: bool, **extra: Any) -> Path: ...
 
 
+def stages_of(learned: LearnedCodec) -> tuple[str, ...]:
+    """Training objectives a codec offers: ``rd`` always; more through ``stages`` + ``stage_loss``."""
+    return tuple(getattr(learned, "stages", ("rd",)))
+
+
+def stage_loss(learned: LearnedCodec, stage: str, net: nn.Module, x: torch.Tensor, grid: torch.Tensor,
+               lmbda: float) -> RDResult:
+    """The loss of one batch for a rate point's ``stage``."""
+    if stage == "rd":
+        return learned.rd_loss(net, x, grid, lmbda)
+    return learned.stage_loss(stage, net, x, grid, lmbda)  # type: ignore[attr-defined, no-any-return]
+
+
 LEARNED: Registry[LearnedCodec] = Registry("learned codec")
 
 

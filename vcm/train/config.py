@@ -52,9 +52,10 @@ class OptimConfig:
 @dataclass(frozen=True)
 class RatePoint:
     name: str
-    lmbda: float                 # distortion weight: loss = bpp + lmbda * 255^2 * MSE
     steps: int
+    lmbda: float = 0.0           # distortion weight of an ``rd`` stage (each codec states its loss)
     init: str | None = None      # start from this (earlier) rate point's final weights
+    stage: str = "rd"            # training objective; codecs may offer more (MCM: ``mae`` pretraining)
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,7 @@ def _check(cfg: TrainConfig, where: str) -> None:
             raise ConfigError(f"{where}.rates: duplicate rate point name {r.name!r}")
         if r.init is not None and r.init not in seen:
             raise ConfigError(f"{where}.rates.{r.name}.init: {r.init!r} must name an earlier rate point")
-        if r.steps < 1 or r.lmbda <= 0:
+        if r.steps < 1 or (r.stage == "rd" and r.lmbda <= 0):
             raise ConfigError(f"{where}.rates.{r.name}: steps and lmbda must be positive")
         seen.add(r.name)
     if cfg.data.batch_size < 1 or cfg.data.crop < 16:

@@ -25,7 +25,7 @@ import yaml
 from torch import nn
 
 from vcm.device import load_checkpoint, resolve_device
-from vcm.train.base import LEARNED, LearnedCodec, RDResult
+from vcm.train.base import LEARNED, LearnedCodec, RDResult, stage_loss, stages_of
 from vcm.train.config import RatePoint, TrainConfig
 from vcm.train.data import CropSampler
 
@@ -66,11 +66,11 @@ def make_optimizers(model: nn.Module, lr: float, aux_lr: float) -> tuple[torch.o
 
 def optimisation_step(learned: LearnedCodec, net: nn.Module, model: nn.Module, x: torch.Tensor,
                       grid: torch.Tensor, lmbda: float, opts: tuple[torch.optim.Optimizer, torch.optim.Optimizer],
-                      clip: float, dist_: Dist = Dist()) -> RDResult:
+                      clip: float, dist_: Dist = Dist(), stage: str = "rd") -> RDResult:
     """RD step through ``net`` (``model`` or its DDP wrapper), then one aux step on ``model``."""
     opt, aux_opt = opts
     net.train()
-    res = learned.rd_loss(net, x, grid, lmbda)
+    res = stage_loss(learned, stage, net, x, grid, lmbda)
     opt.zero_grad()
     res.loss.backward()
     torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], clip)
@@ -167,7 +167,7 @@ class RateTrainer:
                 g["lr"] = self._lr()
             x, grid = sampler.batch(self.device)
             res = optimisation_step(self.learned, net, self.model, x, grid, self.rate.lmbda, self.opts,
-                                    self.cfg.optim.clip, self.dist)
+                                    self.cfg.optim.clip, self.dist, self.rate.stage)
             self.step += 1
             self._record(res, log, bar)
         for handle in (bar, log):
@@ -240,6 +240,10 @@ def train(cfg: TrainConfig, only: list[str] | None = None, progress: bool = True
     if unknown:
         raise ValueError(f"unknown rate point(s) {', '.join(unknown)}; config has {', '.join(r.name for r in cfg.rates)}")
     learned = LEARNED.build(cfg.codec.type, {})
+    for r in cfg.rates:
+        if r.stage not in stages_of(learned):
+            raise ValueError(f"rate point {r.name!r}: stage {r.stage!r} is not one of {cfg.codec.type}'s "
+                             f"{', '.join(stages_of(learned))}")
     dist_, device = init_distributed(resolve_device(cfg.device))
     out = Path(cfg.output_dir)
     if dist_.main:

@@ -1,0 +1,1 @@
+"""MCM (Li et al., "You Can Mask More For Extremely Low-Bitrate Image Compression")."""

@@ -1,0 +1,189 @@
+"""MCM network (brief 5.3): MAE encoder on visible patches -> LIC on the tokens -> MAE decoder.
+
+    x (B,3,H,W), visible ids (B,V) --Encoder--> tokens (B,V,D) --layout--> (1,D,r,c) per image
+    --g_a (1x1 convs)--> y (1,M,r,c) --h_a (3x3, two stride 2)--> z (1,Cz,r/4,c/4)
+    z --EntropyBottleneck--> z_hat --h_mean_s, h_scale_s--> ctx (1,M,r,c) each
+    y --ChARM (K slices, LRP; only the V real cells are coded)--> y_hat --g_s (1x1)--> (B,V,D)
+    --Decoder (mask tokens at the H/p * W/p - V other places)--> x_hat (B,3,H,W): the whole image
+
+Token layout: the V tokens, in the order the positions are sent, fill a near-square grid
+row by row: c = ceil(sqrt(V)) columns, r = ceil(V / c) rows, the r*c - V last cells empty.
+For a perfect square V this is exactly MCM's reshape to sqrt(V) x sqrt(V); other V work too.
+The empty cells are not coded (the ChARM ``select``) and cost nothing. The grid is compact,
+not the image's patch grid, so the hyper-latent has about V/16 cells whatever the image size
+(z cost follows V, as in the paper); g_a / g_s are 1x1 and see one token at a time, and only
+h_a / h_s and the 3x3 slice nets see grid neighbours, which in sampling order are arbitrary
+tokens (MCM's own choice) and with spatially sorted ids are raster neighbours. Each image's
+LIC runs on its own grid (a loop over the batch), so training sees exactly the layout,
+zero padding and hyper grid that coding does.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from compressai.entropy_models import EntropyBottleneck, GaussianConditional
+from compressai.layers import subpel_conv3x3
+from compressai.models import CompressionModel
+from compressai.models.utils import conv
+from torch import nn
+from torch.nn.utils.rnn import pad_sequence
+
+from vcm.codecs.checkpoint import ArchConfig
+from vcm.codecs.entropy import ChARM, conv_net
+from vcm.codecs.mcm.vit import Decoder, Encoder
+
+ORDERS = ("sampling", "spatial")
+
+
+@dataclass(frozen=True)
+class McmConfig(ArchConfig):
+    """Architecture; the defaults are the paper's ViT-B model (brief 5.3)."""
+
+    patch: int = 16
+    enc_dim: int = 768
+    enc_depth: int = 12
+    enc_heads: int = 12
+    dec_dim: int = 512
+    dec_depth: int = 8
+    dec_heads: int = 16
+    mlp_ratio: float = 4.0
+    analysis: tuple[int, ...] = (704, 640, 512, 384)   # 1x1 conv widths after the encoder; last = M
+    hyper: tuple[int, ...] = (384, 336, 288, 240, 192)  # h_a widths (3rd and 5th stride 2); last = Cz
+    slices: int = 12
+    max_support: int = 6
+    charm_hidden: tuple[int, ...] = (224, 176, 128, 64)
+    order: str = "sampling"  # training token order: random permutation (MCM's sampling) or raster
+
+    @property
+    def latent(self) -> int:
+        return self.analysis[-1]
+
+
+def layout(v: int) -> tuple[int, int]:
+    """(rows, cols) of the compact grid for V >= 1 tokens."""
+    cols = math.isqrt(v - 1) + 1
+    return -(-v // cols), cols
+
+
+def _pointwise(widths: tuple[int, ...], transpose: bool) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for a, b in zip(widths[:-1], widths[1:]):
+        layers += [nn.ConvTranspose2d(a, b, 1) if transpose else nn.Conv2d(a, b, 1), nn.GELU()]
+    return nn.Sequential(*layers[:-1])
+
+
+def _hyper_synthesis(widths: tuple[int, ...]) -> nn.Sequential:
+    """Cz -> ... -> M: conv, subpel x2, conv, subpel x2, conv (GELU between)."""
+    w = widths[::-1]
+    return nn.Sequential(conv(w[0], w[1], 3, 1), nn.GELU(), subpel_conv3x3(w[1], w[2], 2), nn.GELU(),
+                         conv(w[2], w[3], 3, 1), nn.GELU(), subpel_conv3x3(w[3], w[4], 2), nn.GELU(),
+                         conv(w[4], w[4], 3, 1))
+
+
+class McmModel(CompressionModel):
+    """Inputs (B, 3, H, W) in [0, 1] with H, W multiples of ``patch``; visible ids (B, V)."""
+
+    def __init__(self, cfg: McmConfig) -> None:
+        super().__init__()
+        if cfg.order not in ORDERS:
+            raise ValueError(f"order must be one of {ORDERS}, got {cfg.order!r}")
+        if len(cfg.hyper) != 5:
+            raise ValueError(f"hyper needs 5 widths (h_a's five convs), got {len(cfg.hyper)}")
+        self.cfg = cfg
+        m, h = cfg.latent, cfg.hyper
+        self.encoder = Encoder(cfg.patch, cfg.enc_dim, cfg.enc_depth, cfg.enc_heads, cfg.mlp_ratio)
+        self.decoder = Decoder(cfg.patch, cfg.enc_dim, cfg.dec_dim, cfg.dec_depth, cfg.dec_heads, cfg.mlp_ratio)
+        self.g_a = _pointwise((cfg.enc_dim, *cfg.analysis), transpose=False)
+        self.g_s = _pointwise((cfg.enc_dim, *cfg.analysis)[::-1], transpose=True)
+        strides = (1, 1, 2, 1, 2)
+        h_a: list[nn.Module] = []
+        for a, b, s in zip((m, *h[:-1]), h, strides):
+            h_a += [conv(a, b, 3, s), nn.GELU()]
+        self.h_a = nn.Sequential(*h_a[:-1])
+        self.h_mean_s, self.h_scale_s = _hyper_synthesis((m, *h[1:])), _hyper_synthesis((m, *h[1:]))
+        self.charm = ChARM(m, cfg.slices, m, conv_net(cfg.charm_hidden), max_support=cfg.max_support)
+        self.entropy_bottleneck = EntropyBottleneck(h[-1])
+        self.gaussian_conditional = GaussianConditional(None)
+
+    # -- token grid ---------------------------------------------------------------------------
+    @staticmethod
+    def to_grid(tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(V, D) -> grid (1, D, r, c) and select bool (1, r, c) of the V real cells."""
+        v, d = tokens.shape
+        r, c = layout(v)
+        flat = torch.cat([tokens, tokens.new_zeros(r * c - v, d)])
+        sel = torch.arange(r * c, device=tokens.device) < v
+        return flat.T.reshape(1, d, r, c), sel.reshape(1, r, c)
+
+    @staticmethod
+    def from_grid(grid: torch.Tensor, v: int) -> torch.Tensor:
+        """(1, D, r, c) -> (V, D)."""
+        return grid.flatten(2)[0, :, :v].T
+
+    def _hyper(self, z_hat: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        r, c = size
+        return self.h_mean_s(z_hat)[..., :r, :c], self.h_scale_s(z_hat)[..., :r, :c]
+
+    def _lic(self, tokens: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Training LIC of one image's V tokens (V, D): (y_hat tokens (V, D), likelihoods)."""
+        grid, sel = self.to_grid(tokens)
+        y = self.g_a(grid)
+        z_hat, z_lik = self.entropy_bottleneck(self.h_a(y))
+        means, scales = self._hyper(z_hat, y.shape[-2:])
+        y_hat, y_lik = self.charm(y, means, scales, self.gaussian_conditional, sel)
+        return self.from_grid(self.g_s(y_hat), tokens.shape[0]), {"y": y_lik, "z": z_lik}
+
+    # -- passes ---------------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor, ids: torch.Tensor, pad: torch.Tensor) -> dict[str, Any]:
+        """Joint RD pass: x_hat (B, 3, H, W) and the likelihoods of every coded symbol (flat)."""
+        tokens = self.encoder(x, ids, pad)
+        rec, liks = [], []
+        for b in range(len(x)):
+            t, lik = self._lic(tokens[b, : int((~pad[b]).sum())])
+            rec.append(t)
+            liks += [lik["y"].reshape(-1), lik["z"].reshape(-1)]
+        gh, gw = x.shape[-2] // self.cfg.patch, x.shape[-1] // self.cfg.patch
+        x_hat = self.decoder(pad_sequence(rec, batch_first=True), ids, pad, gh, gw)
+        return {"x_hat": x_hat, "likelihoods": {"all": torch.cat(liks)}}
+
+    def forward_mae(self, x: torch.Tensor, ids: torch.Tensor, pad: torch.Tensor) -> torch.Tensor:
+        """Stage 1 (MAE pretraining): encoder straight into the decoder, no coding -> x_hat."""
+        gh, gw = x.shape[-2] // self.cfg.patch, x.shape[-1] // self.cfg.patch
+        return self.decoder(self.encoder(x, ids, pad), ids, pad, gh, gw)
+
+    @torch.no_grad()
+    def compress(self, x: torch.Tensor, ids: torch.Tensor) -> dict[str, Any]:
+        """One image (B = 1), ids (V,) with V >= 1 in sending order -> {"y": bytes, "z": bytes}."""
+        tokens = self.encoder(x, ids[None])[0]
+        grid, sel = self.to_grid(tokens)
+        y = self.g_a(grid)
+        z = self.h_a(y)
+        z_str = self.entropy_bottleneck.compress(z)[0]
+        z_hat = self.entropy_bottleneck.decompress([z_str], z.shape[-2:])
+        means, scales = self._hyper(z_hat, y.shape[-2:])
+        y_str, _ = self.charm.compress(y, means, scales, self.gaussian_conditional, sel)
+        return {"y": y_str, "z": z_str}
+
+    @staticmethod
+    def z_shape(v: int) -> tuple[int, int]:
+        """Hyper-latent grid of V tokens: h_a's two stride-2 'same' convs halve, rounding up."""
+        r, c = layout(v)
+        return -(-r // 4), -(-c // 4)
+
+    @torch.no_grad()
+    def decompress(self, y_str: bytes, z_str: bytes, ids: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        """Strings + ids (V,) -> x_hat (1, 3, height, width); height, width multiples of the patch."""
+        gh, gw = height // self.cfg.patch, width // self.cfg.patch
+        v, dev = int(ids.numel()), ids.device
+        if v == 0:  # nothing sent: the decoder inpaints from mask tokens alone
+            return self.decoder(torch.zeros(1, 0, self.cfg.enc_dim, device=dev), ids[None], None, gh, gw)
+        r, c = layout(v)
+        z_hat = self.entropy_bottleneck.decompress([z_str], self.z_shape(v))
+        means, scales = self._hyper(z_hat, (r, c))
+        sel = (torch.arange(r * c, device=dev) < v).reshape(1, r, c)
+        y_hat = self.charm.decompress(y_str, means, scales, self.gaussian_conditional, sel)
+        return self.decoder(self.from_grid(self.g_s(y_hat), v)[None], ids[None], None, gh, gw)

@@ -1,7 +1,7 @@
 """The registered ``emic`` codec: real bytes from the EMIC model, decodable from bytes alone.
 
 Bitstream: the vcm container header, the unit map as side info (:mod:`vcm.masks.sideinfo`),
-then the payload sections: the z string and the y string (one per ChARM slice). An empty mask sends no payload.
+then the payload sections: the z string and the y string (all ChARM slices in one rANS string). An empty mask sends no payload.
 Masks that are not unit-aligned are dilated to units (a unit is kept if any pixel is kept).
 """
 
@@ -62,7 +62,7 @@ class EmicCodec:
         mask = Mask.from_grid(grid, c.height, c.width, c.unit)
         if not grid.any():
             return Decoded(np.zeros((c.height, c.width, 3), np.uint8), mask)
-        want = 1 + max(1, self.model.cfg.slices)
+        want = 2
         if len(c.sections) != want:
             raise BitstreamError(f"emic bitstream needs {want} payload sections, has {len(c.sections)}")
         hp, wp = grid.shape[0] * c.unit, grid.shape[1] * c.unit

@@ -9,9 +9,10 @@ per visible MU (option (a)); p = 2 pools the visible MUs of each 2x2 MU cell int
 by their mean (option (b): masked units contribute nothing, and the cells follow from the unit
 map, so the decoder knows them). With one z per MU, z cost 28-36 % of the tiny models' rate;
 p = 2 sends a quarter of the tokens. The synthesis side gives each MU its cell's features plus
-a learned embedding of its place in the cell. With ``slices`` > 0 a ChARM-style
-channel context (:class:`ChannelContext`, our choice [G]) codes y in slices, each conditioned on
-the hyper parameters and the slices decoded before it. Entropy coding is compressai's (rANS);
+a learned embedding of its place in the cell. With ``slices`` > 0 the shared ChARM
+(:class:`vcm.codecs.entropy.ChARM` with one per-token MLP per slice predicting both mean and
+scale, no LRP; our choice [G]) codes y in slices, each conditioned on the hyper parameters and
+the slices decoded before it, all in one rANS string. Entropy coding is compressai's (rANS);
 the rate counts visible tokens only (batch padding is excluded).
 """
 
@@ -23,10 +24,10 @@ from typing import Any
 import torch
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from compressai.models import CompressionModel
-from compressai.ops import quantize_ste
 from torch import nn
 
 from vcm.codecs.checkpoint import ArchConfig
+from vcm.codecs.entropy import ChARM, token_mlp
 from vcm.codecs.emic.tokens import (
     Tokens,
     UnitGroups,
@@ -72,7 +73,7 @@ class EmicModel(CompressionModel):
         self.h_s_out = nn.Linear(m, 2 * m)
         self.entropy_bottleneck = EntropyBottleneck(cz)
         self.gaussian_conditional = GaussianConditional(None)
-        self.charm = ChannelContext(m, cfg.slices) if cfg.slices else None
+        self.charm = ChARM(m, cfg.slices, m, token_mlp(m), lrp=False, joint=True) if cfg.slices else None
 
     def _groups(self, t: Tokens) -> UnitGroups:
         return group_units(t.mu_xy, t.pad, self.cfg.hyper_pool)
@@ -96,12 +97,12 @@ class EmicModel(CompressionModel):
     def _z_pad(self, y: Tokens, groups: UnitGroups) -> torch.Tensor:
         return groups.pad if self.h_s_place is not None else y.pad
 
-    def _slice_params(self, hyper: torch.Tensor, decoded: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(means, scales) of the next slice (all of y when ``slices`` = 0)."""
+    def _code_y(self, y: torch.Tensor, hyper: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training: y (B, M, V) -> (y_hat, likelihoods); the ChARM's y_hat is rounded (STE)."""
+        means, scales = hyper.chunk(2, dim=1)
         if self.charm is None:
-            means, scales = hyper.chunk(2, dim=1)
-            return means, scales
-        return self.charm(hyper, decoded)
+            return self.gaussian_conditional(y, scales, means=means)
+        return self.charm(y, means, scales, self.gaussian_conditional)
 
     def forward(self, x: torch.Tensor, grid: torch.Tensor) -> dict[str, Any]:
         """Training pass: noisy latents for the rate, likelihoods over visible tokens only.
@@ -115,35 +116,27 @@ class EmicModel(CompressionModel):
         z = self._hyper_analysis(y, groups)
         z_hat, z_lik = self.entropy_bottleneck(z)
         hyper = self._hyper_synthesis(z_hat, y, groups)
-        decoded: list[torch.Tensor] = []
-        y_liks = []
-        for y_i in y.x[:, :, 0].transpose(1, 2).chunk(max(1, self.cfg.slices), dim=1):
-            means, scales = self._slice_params(hyper, decoded)
-            y_hat_i, lik = self.gaussian_conditional(y_i, scales, means=means)
-            decoded.append(y_hat_i if self.charm is None else quantize_ste(y_i - means) + means)
-            y_liks.append(lik)
-        y_hat = torch.cat(decoded, dim=1)
+        y_hat, y_lik = self._code_y(y.x[:, :, 0].transpose(1, 2), hyper)
         x_hat = self.g_s(y.with_x(y_hat.transpose(1, 2)[:, :, None]), h, w)
         keep, keep_z = ~y.pad[:, None], ~self._z_pad(y, groups)[:, None]  # padding tokens cost nothing
-        liks = {"y": torch.cat(y_liks, 1).where(keep, 1.0), "z": z_lik.where(keep_z, 1.0)}
+        liks = {"y": y_lik.where(keep, 1.0), "z": z_lik.where(keep_z, 1.0)}
         return {"x_hat": x_hat, "likelihoods": liks, "pad": y.pad}
 
     @torch.no_grad()
     def compress(self, x: torch.Tensor, grid: torch.Tensor) -> dict[str, Any]:
-        """One image (B = 1) with at least one visible unit -> [z string, y string(s)]."""
+        """One image (B = 1) with at least one visible unit -> [z string, y string]."""
         y = self.g_a(x, grid)
         groups = self._groups(y)
         z = self._hyper_analysis(y, groups)
         z_strings = self.entropy_bottleneck.compress(z)
         z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-1:])
-        hyper = self._hyper_synthesis(z_hat, y, groups)
-        strings, decoded = [z_strings[0]], []
-        for y_i in y.x[:, :, 0].transpose(1, 2).chunk(max(1, self.cfg.slices), dim=1):
-            means, scales = self._slice_params(hyper, decoded)
-            indexes = self.gaussian_conditional.build_indexes(scales)
-            strings.append(self.gaussian_conditional.compress(y_i, indexes, means=means)[0])
-            decoded.append(self.gaussian_conditional.quantize(y_i, "dequantize", means))
-        return {"strings": strings, "visible": y.x.shape[1]}
+        means, scales = self._hyper_synthesis(z_hat, y, groups).chunk(2, dim=1)
+        y_t = y.x[:, :, 0].transpose(1, 2)
+        if self.charm is None:
+            y_string = self.gaussian_conditional.compress(y_t, self.gaussian_conditional.build_indexes(scales), means)[0]
+        else:
+            y_string, _ = self.charm.compress(y_t, means, scales, self.gaussian_conditional)
+        return {"strings": [z_strings[0], y_string], "visible": y.x.shape[1]}
 
     @torch.no_grad()
     def decompress(self, strings: list[bytes], grid: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -153,37 +146,17 @@ class EmicModel(CompressionModel):
         xy, pad = visible_units(grid)
         v = xy.shape[1]
         like = Tokens(torch.zeros(1, v, 1, self.cfg.dims[-1], device=grid.device), xy, pad, 1)
-        if len(strings) != 1 + max(1, self.cfg.slices):
-            raise ValueError(f"expected {1 + max(1, self.cfg.slices)} strings, got {len(strings)}")
+        if len(strings) != 2:
+            raise ValueError(f"expected 2 strings (z, y), got {len(strings)}")
         groups = self._groups(like)
         z_hat = self.entropy_bottleneck.decompress([strings[0]], (int(self._z_pad(like, groups).shape[1]),))
-        hyper = self._hyper_synthesis(z_hat, like, groups)
-        decoded: list[torch.Tensor] = []
-        for s in strings[1:]:
-            means, scales = self._slice_params(hyper, decoded)
-            indexes = self.gaussian_conditional.build_indexes(scales)
-            decoded.append(self.gaussian_conditional.decompress([s], indexes, means=means))
-        y_hat = torch.cat(decoded, dim=1)
+        means, scales = self._hyper_synthesis(z_hat, like, groups).chunk(2, dim=1)
+        gc = self.gaussian_conditional
+        if self.charm is None:
+            y_hat = gc.decompress([strings[1]], gc.build_indexes(scales), means=means)
+        else:
+            y_hat = self.charm.decompress(strings[1], means, scales, gc)
         return self.g_s(like.with_x(y_hat.transpose(1, 2)[:, :, None]), height, width)
-
-
-class ChannelContext(nn.Module):
-    """ChARM-style slice model: per token, (means, scales) of slice i from the hyper parameters
-    (B, 2M, V) and the already decoded slices (each (B, M/K, V)); one small MLP per slice."""
-
-    def __init__(self, channels: int, slices: int) -> None:
-        super().__init__()
-        if channels % slices:
-            raise ValueError(f"latent channels {channels} do not split into {slices} slices")
-        s = channels // slices
-        self.nets = nn.ModuleList(
-            nn.Sequential(nn.Linear(2 * channels + i * s, channels), nn.GELU(), nn.Linear(channels, 2 * s))
-            for i in range(slices))
-
-    def forward(self, hyper: torch.Tensor, decoded: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        ctx = torch.cat([hyper, *decoded], dim=1).transpose(1, 2)
-        means, scales = self.nets[len(decoded)](ctx).transpose(1, 2).chunk(2, dim=1)
-        return means, scales
 
 
 def prepare_input(image_u8: torch.Tensor, unit: int) -> torch.Tensor:

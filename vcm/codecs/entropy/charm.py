@@ -42,6 +42,22 @@ def conv_net(hidden: tuple[int, ...], kernel: int = 3) -> NetBuilder:
     return build
 
 
+class _ChannelLinear(nn.Linear):
+    """nn.Linear over dim 1 of (B, C, N) tokens (a 1x1 conv with Linear's weight layout)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.transpose(1, -1)).transpose(1, -1)
+
+
+def token_mlp(hidden: int) -> NetBuilder:
+    """Builder of per-token two-layer MLPs on (B, C, N): cin -> hidden -> cout, GELU between."""
+
+    def build(cin: int, cout: int) -> nn.Module:
+        return nn.Sequential(_ChannelLinear(cin, hidden), nn.GELU(), _ChannelLinear(hidden, cout))
+
+    return build
+
+
 class ChARM(nn.Module):
     """Slice-wise conditional Gaussian model of y; see the module docstring.
 

@@ -29,14 +29,14 @@ from torch import nn
 NetBuilder = Callable[[int, int], nn.Module]
 
 
-def conv_net(hidden: tuple[int, ...], kernel: int = 3) -> NetBuilder:
-    """Builder of 'same' conv stacks cin -> hidden... -> cout with GELU between (ChARM nets)."""
+def conv_net(hidden: tuple[int, ...], kernel: int = 3, act: type[nn.Module] = nn.GELU) -> NetBuilder:
+    """Builder of 'same' conv stacks cin -> hidden... -> cout with ``act`` between (ChARM nets)."""
 
     def build(cin: int, cout: int) -> nn.Module:
         widths = (cin, *hidden, cout)
         layers: list[nn.Module] = []
         for a, b in zip(widths[:-1], widths[1:]):
-            layers += [nn.Conv2d(a, b, kernel, padding=kernel // 2), nn.GELU()]
+            layers += [nn.Conv2d(a, b, kernel, padding=kernel // 2), act()]
         return nn.Sequential(*layers[:-1])
 
     return build

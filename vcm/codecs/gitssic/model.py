@@ -26,6 +26,7 @@ from compressai.ops import quantize_ste
 from torch import nn
 
 from vcm.codecs.checkpoint import ArchConfig
+from vcm.codecs.entropy import ChARM, conv_net
 from vcm.codecs.gitssic.transform import Analysis, Synthesis
 
 Z_CELL = 4  # latent cells per hyper-latent cell (two stride-2 convs)
@@ -45,9 +46,10 @@ class GitSsicConfig(ArchConfig):
     slices: int = 10
 
 
-def _slice_net(cin: int, hidden: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, hidden, 1), nn.ReLU(), nn.Conv2d(hidden, hidden, 1), nn.ReLU(),
-                         nn.Conv2d(hidden, cout, 1))
+def _legacy_slice_nets(module: nn.Module, state_dict: dict[str, Any], prefix: str, *_: Any) -> None:
+    """Checkpoints written before the shared ChARM kept the slice nets at the top level."""
+    for key in [k for k in state_dict if k.startswith((prefix + "mean_nets.", prefix + "scale_nets."))]:
+        state_dict[prefix + "charm." + key[len(prefix):]] = state_dict.pop(key)
 
 
 def one_hot(groups: torch.Tensor, n: int) -> torch.Tensor:
@@ -70,9 +72,10 @@ class GitSsicModel(CompressionModel):
                                  nn.Conv2d(cz, cz, 5, 2, 2))
         self.h_s = nn.Sequential(nn.ConvTranspose2d(cz, cz, 5, 2, 2, 1), nn.ReLU(),
                                  nn.ConvTranspose2d(cz, cz, 5, 2, 2, 1), nn.ReLU(), nn.Conv2d(cz, 2 * m, 3, padding=1))
-        s, hs = m // k, 2 * m // k
-        self.mean_nets = nn.ModuleList(_slice_net(hs + i * s, m, s) for i in range(k))
-        self.scale_nets = nn.ModuleList(_slice_net(hs + i * s, m, s) for i in range(k))
+        # the shared ChARM, GIT-SSIC's way: 1x1 ReLU nets, slice i conditioned on chunk i of the
+        # hyper output and all earlier slices, no LRP (its coding stays per group, below)
+        self.charm = ChARM(m, k, 2 * m // k, conv_net((m, m), kernel=1, act=nn.ReLU), lrp=False)
+        self.register_load_state_dict_pre_hook(_legacy_slice_nets)
         self.entropy_bottleneck = EntropyBottleneck(cz)
         self.gaussian_conditional = GaussianConditional(None)
 
@@ -95,8 +98,8 @@ class GitSsicModel(CompressionModel):
 
     def slice_params(self, i: int, hyper: torch.Tensor, decoded: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """(mu, sigma) of slice i from its hyper chunk and the slices decoded before it."""
-        support = torch.cat([hyper.chunk(self.cfg.slices, 1)[i], *decoded], 1)
-        return self.mean_nets[i](support), self.scale_nets[i](support)
+        ctx = hyper.chunk(self.cfg.slices, 1)[i]
+        return self.charm.params(i, ctx, ctx, decoded)
 
     def forward(self, x: torch.Tensor, groups: torch.Tensor) -> dict[str, Any]:
         """Training pass; ``groups`` int (B, H/16, W/16). Likelihoods of z count footprints only."""

@@ -106,3 +106,18 @@ def test_compressai_zoo_roundtrip(arch: str, tmp_path: Path, noise_image: np.nda
 def test_compressai_missing_checkpoint_names_path_and_url() -> None:
     with pytest.raises(MissingAssetError, match=r"/nowhere/m.pth; the official weights are at https://"):
         CODECS.build("compressai", {"arch": "mbt2018-mean", "quality": 3, "checkpoint": "/nowhere/m.pth"})
+
+
+@pytest.mark.parametrize("name", ["jpeg", "avif"])
+def test_downscaled_canvas_cuts_rate_and_decodes_at_full_size(name: str, assets: Path) -> None:
+    from vcm.io import load_image
+
+    img = load_image(assets / "data" / "kodak" / "kodim05.png")[:203, :301]  # odd size
+    full = CODECS.build(name, {"quality": 10})
+    half = CODECS.build(name, {"quality": 10, "scale": 0.5})
+    a, b = full.encode(image=img), half.encode(image=img)
+    assert b.payload_bytes < 0.6 * a.payload_bytes
+    dec = half.decode(b.data).image
+    assert dec.shape == img.shape and psnr(img, dec) > 15
+    with pytest.raises(ValueError, match="scale"):
+        CODECS.build(name, {"scale": 0})

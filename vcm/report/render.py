@@ -26,7 +26,7 @@ def metric_keys(rows: list[Row]) -> list[str]:
 
 def bd_metrics(rows: list[Row]) -> list[str]:
     task = [k for k in metric_keys(rows) if k.endswith(("_AP", "mIoU"))]
-    return task + ["psnr", "psnr_in"]
+    return task + ["psnr", "psnr_in", "msssim"]
 
 
 def curves(rows: list[Row], metric: str) -> dict[str, Curve]:

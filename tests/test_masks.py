@@ -72,6 +72,26 @@ def test_damask_ratio_seed_and_structure(coco_root: str) -> None:
     assert (guided.grid & gt.grid).sum() > (a.grid & gt.grid).sum()  # structure pulls units onto objects
     with pytest.raises(ValueError, match="does not match"):
         gen(image=s.image, sample_id=s.id, structure=Mask.full(10, 10))
+    assert sorted(guided.order.tolist()) == np.flatnonzero(guided.grid).tolist()  # sampling order kept
+
+
+def test_damask_terms_for_mcms_ablation(coco_root: str) -> None:
+    """texture-only ignores the structure input; structure-only ignores texture (MCM Table 2)."""
+    ds = DATASETS.build("coco", {"root": coco_root, "limit": 1})
+    s = ds.load(ds.ids()[0])
+    gt = MASKS.build("gt", {})(image=s.image, annotations=s.annotations)
+    ratio = 0.5 * gt.grid.mean()
+    both = MASKS.build("damask", {"visible_ratio": ratio})(image=s.image, sample_id="a", structure=gt)
+    tex = MASKS.build("damask", {"visible_ratio": ratio, "terms": "texture"})
+    assert (tex(image=s.image, sample_id="a", structure=gt).grid == tex(image=s.image, sample_id="a").grid).all()
+    struct = MASKS.build("damask", {"visible_ratio": ratio, "terms": "structure"})
+    flat = np.zeros_like(s.image)  # no texture at all: only the structure can place the units
+    on_obj = struct(image=flat, sample_id="a", structure=gt).grid
+    assert (on_obj & gt.grid).sum() >= 0.9 * on_obj.sum() and not (on_obj == both.grid).all()
+    with pytest.raises(ValueError, match="needs a structure"):
+        struct(image=s.image, sample_id="a")
+    with pytest.raises(ValueError, match="terms"):
+        MASKS.build("damask", {"terms": "edges"})
 
 
 @pytest.mark.parametrize("ratio", [0.0, 1.0])

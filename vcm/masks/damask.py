@@ -61,6 +61,9 @@ def sample_visible(scores: np.ndarray, count: int, rng: np.random.Generator,
     return np.argsort(-keys, kind="stable")[:count]
 
 
+TERMS = ("both", "texture", "structure")
+
+
 class DAMask:
     """Dual-adaptive mask.
 
@@ -68,6 +71,8 @@ class DAMask:
         visible_ratio: fraction of units kept, in [0, 1].
         seed: base seed; each image gets its own stream from (seed, sample id).
         sampling: ``multinomial`` (MCM code) or ``softmax`` (MCM paper text).
+        terms: which scores drive sampling: ``both`` (t_i * s_i, DA-Mask), ``texture`` (t_i)
+            or ``structure`` (s_i; needs the structure input): MCM's Table 2 ablation.
         unit: mask-unit size in pixels.
     """
 
@@ -76,17 +81,22 @@ class DAMask:
     optional_ports: ClassVar[frozenset[str]] = frozenset({"structure"})
 
     def __init__(self, *, visible_ratio: float = 0.5, seed: int = 0, sampling: str = "multinomial",
-                 unit: int = DEFAULT_UNIT) -> None:
+                 terms: str = "both", unit: int = DEFAULT_UNIT) -> None:
         visible_count(1, visible_ratio)
         if sampling not in ("multinomial", "softmax"):
             raise ValueError(f"sampling must be 'multinomial' or 'softmax', got {sampling!r}")
+        if terms not in TERMS:
+            raise ValueError(f"terms must be one of {TERMS}, got {terms!r}")
         self.visible_ratio, self.seed, self.sampling, self.unit = visible_ratio, seed, sampling, unit
+        self.terms = terms
 
     def __call__(self, *, image: np.ndarray, sample_id: str = "", structure: Mask | None = None,
                  **_: Any) -> Mask:
         h, w = check_image(image).shape[:2]
-        scores = texture_scores(image, self.unit)
-        if structure is not None:
+        scores = texture_scores(image, self.unit) if self.terms != "structure" else np.ones(Mask.grid_shape(h, w, self.unit))
+        if self.terms == "structure" and structure is None:
+            raise ValueError("DA-Mask with terms='structure' needs a structure mask input")
+        if structure is not None and self.terms != "texture":
             structure.check_fits(image)
             scores = scores * structure_scores(structure, self.unit)
         keep = sample_visible(scores, visible_count(scores.size, self.visible_ratio),

@@ -40,5 +40,5 @@ def ms_ssim(a: np.ndarray, b: np.ndarray) -> float | None:
     import torch
     from pytorch_msssim import ms_ssim as _ms_ssim
 
-    ta, tb = (torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1)[None].float() for x in (a, b))
+    ta, tb = (torch.from_numpy(np.array(x)).permute(2, 0, 1)[None].float() for x in (a, b))
     return float(_ms_ssim(ta, tb, data_range=255.0))

@@ -34,5 +34,7 @@ def make_report(run_dir: str | Path, anchor: str | None = None) -> dict[str, Pat
             "tasks": ", ".join(t.label for t in exp.plan.tasks),
             "scoring": "pseudo-GT (uncompressed predictions)" if cfg.eval.pseudo_gt else "ground truth",
             "BD interpolation": cfg.report.bd_method,
+            "fidelity": "PSNR" + (", MS-SSIM" if cfg.eval.msssim else "") + "; LPIPS and FID: needs weights "
+                        "(pretrained AlexNet/VGG and Inception networks are not available offline), not computed",
             "aggregation time (s)": round(time.perf_counter() - t, 1)}
     return write_report(rows, run_dir / "report", f"vcm report: {cfg.name}", anchor, cfg.report.bd_method, info)

@@ -122,7 +122,7 @@ class McmLearned:
         x_hat = out["x_hat"]
         if self.perceptual is not None:
             self.perceptual.to(x.device)
-        d = distortion(x_hat.clamp(0, 1), x, self.perceptual, self.w_p)
+        d = distortion(x_hat, x, self.perceptual, self.w_p)  # no clamp: it would stop the gradient
         return RDResult(bpp + lmbda * d, bpp, F.mse_loss(x_hat.detach(), x))
 
     def stage_loss(self, stage: str, net: nn.Module, x: torch.Tensor, grid: torch.Tensor, lmbda: float) -> RDResult:

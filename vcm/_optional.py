@@ -11,6 +11,7 @@ _HINTS = {
     "segment_anything": "pip install 'vcm[sam]'",
     "mmpose": "pip install 'vcm[mmpose]' (needs mmcv built from source, see README)",
     "detectron2": "build detectron2 from source and put it on PYTHONPATH (see README)",
+    "lpips": "pip install 'vcm[metrics]'",
 }
 
 

@@ -69,6 +69,7 @@ class EvalConfig:
     pseudo_gt_min_score: float = 0.5  # reference predictions kept as pseudo ground truth
     category_ids: tuple[int, ...] | None = None  # score only these COCO categories (None: all)
     msssim: bool = False             # also MS-SSIM per image (pytorch_msssim; ~0.2 s per Kodak image)
+    lpips: str | None = None         # LPIPS per image, from this local torchvision AlexNet state dict
 
 
 @dataclass(frozen=True)

@@ -274,3 +274,26 @@ def test_bytes_match_the_entropy_estimate(rate: str, visible: float, assets: Pat
     est = float(-torch.log2(out["likelihoods"]["all"]).sum())
     assert abs(8 * bs.payload_bytes - est) <= 0.01 * est + 2 * 32, (8 * bs.payload_bytes, est)
     assert bs.header_bytes + bs.side_bytes + bs.payload_bytes == len(bs.data) and bs.header_bytes < 16
+
+
+def test_perceptual_term_loads_a_local_vgg16_and_is_optional(tmp_path: Path) -> None:
+    """The VGG term reads a torchvision VGG16 state dict from a file (here random weights, as no
+    ImageNet weights exist offline); it is zero for identical images and enters the loss."""
+    from torchvision.models import vgg16
+
+    from vcm.codecs.mcm.rd import distortion
+
+    path = tmp_path / "vgg16.pth"
+    torch.save({f"features.{k}": v for k, v in vgg16().features.state_dict().items()}, path)
+    learned = McmLearned()
+    learned.build({**TINY.to_dict(), "perceptual": str(path), "perceptual_weight": 0.1})
+    assert learned.perceptual is not None
+    x = torch.rand(1, 3, 64, 64)
+    assert float(learned.perceptual(x, x)) == 0.0
+    y = (x + 0.1 * torch.randn_like(x)).clamp(0, 1)
+    assert float(distortion(y, x, learned.perceptual, 0.1)) > float(distortion(y, x, None, 0.1))
+    torch.save({"not": torch.zeros(1)}, tmp_path / "bad.pth")
+    with pytest.raises(ValueError, match="not a torchvision VGG16"):
+        learned.build({**TINY.to_dict(), "perceptual": str(tmp_path / "bad.pth")})
+    with pytest.raises(Exception, match="VGG16 state dict"):
+        learned.build({**TINY.to_dict(), "perceptual": str(tmp_path / "missing.pth")})

@@ -42,3 +42,32 @@ def ms_ssim(a: np.ndarray, b: np.ndarray) -> float | None:
 
     ta, tb = (torch.from_numpy(np.array(x)).permute(2, 0, 1)[None].float() for x in (a, b))
     return float(_ms_ssim(ta, tb, data_range=255.0))
+
+
+class Lpips:
+    """LPIPS (the ``lpips`` package's AlexNet variant; lower is better) with the AlexNet backbone
+    read from a local torchvision ``alexnet`` state dict (whole, or its ``features.*``): the
+    package ships its linear calibration layers but downloads the backbone, which cannot be
+    done offline. Without such a file vcm reports LPIPS as "needs weights"."""
+
+    def __init__(self, alexnet_path: str) -> None:
+        from vcm._optional import require
+        from vcm.assets import expand_path, require_file
+        from vcm.device import load_checkpoint
+
+        lpips = require("lpips")
+        state = load_checkpoint(require_file(expand_path(alexnet_path), "AlexNet state dict (LPIPS backbone)"))
+        self.model = lpips.LPIPS(net="alex", pretrained=True, pnet_rand=True, verbose=False).eval()
+        own = self.model.net.state_dict()  # keys sliceK.I.* hold torchvision's features.I.*
+        missing = [k for k in own if "features." + k.split(".", 1)[1] not in state]
+        if missing:
+            raise ValueError(f"{alexnet_path} is not a torchvision AlexNet state dict (no {missing[0]!r} weights)")
+        self.model.net.load_state_dict({k: state["features." + k.split(".", 1)[1]] for k in own})
+
+    def __call__(self, a: np.ndarray, b: np.ndarray) -> float:
+        """LPIPS distance of two uint8 RGB images (inputs scaled to [-1, 1])."""
+        import torch
+
+        ta, tb = (torch.from_numpy(np.array(x)).permute(2, 0, 1)[None].float() / 127.5 - 1 for x in (a, b))
+        with torch.no_grad():
+            return float(self.model(ta, tb))

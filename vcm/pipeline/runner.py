@@ -72,7 +72,7 @@ def run(exp: Experiment, progress: bool = True) -> RunSummary:
                 units.append((sid, pts, ref))
                 total += len(pts) + int(ref)
         worker = SampleWorker(exp.graph, exp.plan, exp.dataset, Components(resolve_device(exp.config.device)),
-                              exp.config.eval.msssim)
+                              exp.config.eval.msssim, exp.config.eval.lpips)
         with tqdm(total=total, desc=exp.config.name, unit="item", disable=not progress) as bar:
             for sid, key, record in make_executor(exp.config.executor).imap(worker, units):
                 store.put(sid, key, record)

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import torch
 
-from vcm.metrics.quality import ms_ssim, psnr
+from vcm.metrics.quality import Lpips, ms_ssim, psnr
 from vcm.pipeline.graph import Graph, Node, _registries, component_class
 from vcm.pipeline.plan import Choice, Plan, Point
 from vcm.types import Bitstream, Decoded, Mask, Prediction, Sample
@@ -57,9 +57,10 @@ def decode_semantic(b64: str) -> np.ndarray:
 class SampleWorker:
     """Callable on (sample id, pending points, reference pending?) -> records."""
 
-    def __init__(self, graph: Graph, plan: Plan, dataset: Any, components: Components, msssim: bool = False) -> None:
+    def __init__(self, graph: Graph, plan: Plan, dataset: Any, components: Components, msssim: bool = False,
+                 lpips: str | None = None) -> None:
         self.graph, self.plan, self.dataset, self.components = graph, plan, dataset, components
-        self.msssim = msssim
+        self.msssim, self.lpips = msssim, Lpips(lpips) if lpips else None
 
     def __call__(self, unit: tuple[str, list[Point], bool]) -> Iterator[tuple[str, str, dict[str, Any]]]:
         sample_id, points, reference = unit
@@ -175,6 +176,7 @@ class SampleWorker:
             "bpp_side": 8 * bs.side_bytes / px, "bpp_header": 8 * bs.header_bytes / px,
             "psnr": psnr(sample.image, dec.image),
             "msssim": ms_ssim(sample.image, dec.image) if self.msssim else None,
+            "lpips": self.lpips(sample.image, dec.image) if self.lpips is not None else None,
             "visible_fraction": mask.visible_fraction if mask is not None else 1.0,
         }
         keep = mask.coded_pixels() if mask is not None else np.ones((h, w), bool)

@@ -19,7 +19,7 @@ from vcm.pipeline.worker import REFERENCE, decode_semantic
 from vcm.tasks import TASKS
 
 RATE_KEYS = ("bpp", "bpp_payload", "bpp_side", "bpp_header", "visible_fraction")
-QUALITY_KEYS = ("psnr", "psnr_in", "psnr_out", "msssim")
+QUALITY_KEYS = ("psnr", "psnr_in", "psnr_out", "msssim", "lpips")  # lpips: lower is better
 
 
 @dataclass

@@ -34,7 +34,14 @@ def make_report(run_dir: str | Path, anchor: str | None = None) -> dict[str, Pat
             "tasks": ", ".join(t.label for t in exp.plan.tasks),
             "scoring": "pseudo-GT (uncompressed predictions)" if cfg.eval.pseudo_gt else "ground truth",
             "BD interpolation": cfg.report.bd_method,
-            "fidelity": "PSNR" + (", MS-SSIM" if cfg.eval.msssim else "") + "; LPIPS and FID: needs weights "
-                        "(pretrained AlexNet/VGG and Inception networks are not available offline), not computed",
+            "fidelity": _fidelity(cfg.eval.msssim, cfg.eval.lpips),
             "aggregation time (s)": round(time.perf_counter() - t, 1)}
     return write_report(rows, run_dir / "report", f"vcm report: {cfg.name}", anchor, cfg.report.bd_method, info)
+
+
+def _fidelity(msssim: bool, lpips: str | None) -> str:
+    """What the report's image-fidelity columns hold, and what is missing for want of weights."""
+    have = ["PSNR"] + (["MS-SSIM"] if msssim else []) + ([f"LPIPS (AlexNet from {lpips})"] if lpips else [])
+    missing = ([] if lpips else ["LPIPS (set eval.lpips to a local torchvision AlexNet state dict)"]) + \
+        ["FID (Inception weights, and thousands of images)"]
+    return ", ".join(have) + "; needs weights, not computed: " + ", ".join(missing)

@@ -115,7 +115,7 @@ def write_report(rows: list[Row], out: Path, title: str, anchor: str, method: st
     write_csv(out / "summary.csv", summary)
     write_csv(out / "bdrate.csv", bd)
     plots = {}
-    for metric in bd_metrics(rows) + ["psnr_out"]:
+    for metric in bd_metrics(rows) + ["psnr_out", "lpips"]:  # lpips: lower is better, no BD-rate
         flagged = {b["series"] for b in bd if b["metric"] == metric and not b["monotonic"]}
         if curves(rows, metric):
             plots[metric] = out / f"{metric.replace(':', '_')}_vs_bpp.png"

@@ -55,7 +55,8 @@ def random_visible(b: int, gh: int, gw: int, ratio: float, device: torch.device)
 
 
 class Perceptual(nn.Module):
-    """VGG16 feature MSE at relu2_2 and relu3_3 from a local torchvision state dict (frozen)."""
+    """VGG16 feature MSE at relu2_2 and relu3_3 from a local torchvision state dict (frozen):
+    a whole ``vgg16`` state dict or only its ``features.*`` entries."""
 
     MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -66,9 +67,12 @@ class Perceptual(nn.Module):
         from vcm.assets import expand_path, require_file
         from vcm.device import load_checkpoint
 
-        net = vgg16()
-        net.load_state_dict(load_checkpoint(require_file(expand_path(path), "VGG16 state dict")))
-        self.f2, self.f3 = net.features[:9].eval(), net.features[9:16].eval()
+        state = load_checkpoint(require_file(expand_path(path), "VGG16 state dict"))
+        if not isinstance(state, dict) or not any(k.startswith("features.") for k in state):
+            raise ValueError(f"{path} is not a torchvision VGG16 state dict (no 'features.*' weights)")
+        features = vgg16().features
+        features.load_state_dict({k[len("features."):]: v for k, v in state.items() if k.startswith("features.")})
+        self.f2, self.f3 = features[:9].eval(), features[9:16].eval()
         for p in self.parameters():
             p.requires_grad_(False)
         self.register_buffer("mean", torch.tensor(self.MEAN).view(1, 3, 1, 1))

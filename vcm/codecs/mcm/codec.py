@@ -1,11 +1,18 @@
 """The registered ``mcm`` codec: visible patches coded as MAE tokens, the whole image rebuilt.
 
 Bitstream (vcm container; MCM's record is [y string, z string, positions], brief 5.4): header
-(image size, patch), side info = the position record (:mod:`.positions`, counted as
-``bpp_side``), payload sections [y string (all ChARM slices in one rANS stream), z string].
-An empty mask sends no payload; the decoder then inpaints the image from mask tokens alone.
-Masks on another unit or not patch-aligned are dilated to 16-px patches. The sending order is
-the mask's sampling order when its generator records one (DA-Mask, random), else raster.
+(image size, patch), side info = the position record of the whole image (:mod:`.positions`,
+counted as ``bpp_side``), payload sections [y string (all ChARM slices in one rANS stream),
+z string] per tile that has visible patches. An empty mask sends no payload; the decoder then
+inpaints from mask tokens alone. Masks on another unit or not patch-aligned are dilated to
+16-px patches. The sending order is the mask's sampling order when its generator records one
+(DA-Mask, random), else raster.
+
+Tiles [G]: MCM trains and tests on 256x256 images; a ViT trained there and run on a whole
+768x512 Kodak image (attention over 6x the tokens, positions it never saw) gave the tiny model
+13 dB inside the coded patches. So images are coded in ``tile`` x ``tile`` pixel tiles (the
+training crop; the last row / column of tiles may be smaller), each through the network on its
+own with the ids that fall in it, in the same sending order; ``tile: 0`` codes the whole image.
 """
 
 from __future__ import annotations
@@ -42,17 +49,38 @@ def sending_order(mask: Mask) -> np.ndarray:
     return np.flatnonzero(mask.grid)
 
 
+def tiles(gh: int, gw: int, size: int) -> list[tuple[int, int, int, int]]:
+    """(row, col, rows, cols) in patches of the tiles covering a gh x gw patch grid, raster order;
+    ``size`` patches a side (0: one tile)."""
+    th, tw = (gh, gw) if size <= 0 else (size, size)
+    return [(r, c, min(th, gh - r), min(tw, gw - c)) for r in range(0, gh, th) for c in range(0, gw, tw)]
+
+
+def tile_ids(ids: np.ndarray, gw: int, tile: tuple[int, int, int, int]) -> np.ndarray:
+    """The ids (flat over the image's patch grid) inside ``tile``, in their order, renumbered
+    flat over the tile."""
+    r0, c0, th, tw = tile
+    rows, cols = ids // gw, ids % gw
+    inside = (rows >= r0) & (rows < r0 + th) & (cols >= c0) & (cols < c0 + tw)
+    return ((rows[inside] - r0) * tw + cols[inside] - c0).astype(np.int64)
+
+
 class McmCodec:
-    """Masked-image codec; ``positions`` picks the position coder (``huffman`` or ``grid``)."""
+    """Masked-image codec; ``positions`` picks the position coder (``huffman`` or ``grid``),
+    ``tile`` the tile side in pixels (a multiple of the patch; 0 = the whole image)."""
 
     input_ports: ClassVar[Mapping[str, str]] = {"image": "image", "mask": "mask"}
     optional_ports: ClassVar[frozenset[str]] = frozenset()
 
-    def __init__(self, model: McmModel, positions: str = "huffman", device: torch.device | None = None) -> None:
+    def __init__(self, model: McmModel, positions: str = "huffman", tile: int = 256,
+                 device: torch.device | None = None) -> None:
         if positions not in CODERS:
             raise ValueError(f"positions must be one of {CODERS}, got {positions!r}")
+        if tile < 0 or tile % model.cfg.patch:
+            raise ValueError(f"tile must be 0 or a positive multiple of the {model.cfg.patch}-px patch, got {tile}")
         self.device = device or torch.device("cpu")
         self.model, self.positions, self.patch = model.to(self.device).eval(), positions, model.cfg.patch
+        self.tile = tile // self.patch
 
     def encode(self, *, image: np.ndarray, mask: Mask | None = None) -> Bitstream:
         h, w = check_image(image).shape[:2]
@@ -62,12 +90,16 @@ class McmCodec:
         if mask.unit != self.patch:
             mask = Mask.from_pixels(mask.coded_pixels(), self.patch)  # dilate to MCM's patches
         record, ids = encode_positions(sending_order(mask), mask.grid.shape, self.positions)
-        sections: tuple[bytes, ...] = ()
-        if ids.size:
-            x = pad_to_unit(torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float().div(255), self.patch)
-            out = self.model.compress(x.to(self.device), torch.from_numpy(ids).to(self.device))
-            sections = (out["y"], out["z"])
-        return pack(Container("mcm", h, w, self.patch, True, record, sections))
+        x = pad_to_unit(torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float().div(255), self.patch)
+        sections: list[bytes] = []
+        p, (gh, gw) = self.patch, mask.grid.shape
+        for r0, c0, th, tw in tiles(gh, gw, self.tile):
+            local = tile_ids(ids, gw, (r0, c0, th, tw))
+            if local.size:
+                crop = x[..., r0 * p:(r0 + th) * p, c0 * p:(c0 + tw) * p].to(self.device)
+                out = self.model.compress(crop, torch.from_numpy(local).to(self.device))
+                sections += [out["y"], out["z"]]
+        return pack(Container("mcm", h, w, self.patch, True, record, tuple(sections)))
 
     def decode(self, data: bytes) -> Decoded:
         c = unpack(data, expect_codec="mcm")
@@ -78,19 +110,28 @@ class McmCodec:
             ids = decode_positions(c.side, shape, self.positions)
         except PositionError as e:
             raise BitstreamError(str(e)) from e
-        if len(c.sections) != (2 if ids.size else 0):
-            raise BitstreamError(f"mcm bitstream with {ids.size} visible patches has {len(c.sections)} sections")
-        grid = np.zeros(shape[0] * shape[1], bool)
-        grid[ids] = True
+        (gh, gw), p = shape, self.patch
+        parts = [(t, tile_ids(ids, gw, t)) for t in tiles(gh, gw, self.tile)]
+        want = 2 * sum(1 for _, local in parts if local.size)
+        if len(c.sections) != want:
+            raise BitstreamError(f"mcm bitstream with {ids.size} visible patches needs {want} sections, "
+                                 f"has {len(c.sections)}")
+        x = torch.zeros(1, 3, gh * p, gw * p, device=self.device)
+        strings = iter(c.sections)
         try:
-            x = self.model.decompress(*(c.sections or (b"", b"")), torch.from_numpy(ids).to(self.device),
-                                      shape[0] * c.unit, shape[1] * c.unit)
+            for (r0, c0, th, tw), local in parts:
+                y_z = (next(strings), next(strings)) if local.size else (b"", b"")
+                x[..., r0 * p:(r0 + th) * p, c0 * p:(c0 + tw) * p] = self.model.decompress(
+                    *y_z, torch.from_numpy(local).to(self.device), th * p, tw * p)
         except (RuntimeError, ValueError, IndexError) as e:
             raise BitstreamError(f"mcm payload cannot be decoded: {e}") from e
+        grid = np.zeros(gh * gw, bool)
+        grid[ids] = True
         img = (x[0, :, : c.height, : c.width].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
         return Decoded(np.ascontiguousarray(img), Mask.from_grid(grid.reshape(shape), c.height, c.width, c.unit))
 
 
-def mcm(*, checkpoint: str, positions: str = "huffman", device: torch.device | None = None) -> McmCodec:
+def mcm(*, checkpoint: str, positions: str = "huffman", tile: int = 256,
+        device: torch.device | None = None) -> McmCodec:
     """MCM from a checkpoint written by :func:`save_mcm_checkpoint` (or ``vcm train``)."""
-    return McmCodec(load_mcm(checkpoint), positions, device)
+    return McmCodec(load_mcm(checkpoint), positions, tile, device)

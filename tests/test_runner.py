@@ -86,3 +86,24 @@ def test_kill_9_then_resume_gives_the_uninterrupted_results(tmp_path: Path, coco
     resumed = run(prepare(load_config(cfg)), progress=False)
     assert resumed.computed == TOTAL - second
     assert _records(resumed.run_dir) == _records(clean.run_dir)
+
+
+def test_pipeline_without_a_task_head_reports_fidelity(tmp_path: Path, assets: Path) -> None:
+    """Rate-distortion only (mask_codec.yaml on Kodak): no reference record, PSNR and MS-SSIM
+    per image, a report with their BD-rates."""
+    from vcm.config import parse_experiment
+    from vcm.report.build import make_report
+
+    cfg = parse_experiment({
+        "name": "rd", "pipeline": str(Path(__file__).resolve().parents[1] / "pipelines" / "mask_codec.yaml"),
+        "dataset": {"type": "folder", "root": str(assets / "data" / "kodak"), "limit": 2},
+        "grid": {"mask": [{"type": "none"}],
+                 "codec": [{"type": "jpeg", "sweep": {"quality": [10, 30, 60]}},
+                           {"type": "webp", "sweep": {"quality": [10, 30, 60]}}]},
+        "eval": {"msssim": True}, "output_dir": str(tmp_path / "rd"), "report": {"anchor": "jpeg"}})
+    summary = run(prepare(cfg), progress=False)
+    recs = _records(summary.run_dir)
+    assert summary.computed == 2 * 6 and all(k != "@reference" for _, k in recs)
+    assert all(0 < r["msssim"] < 1 and r["psnr"] > 20 for r in recs.values())
+    report = make_report(summary.run_dir)["md"].read_text()
+    assert "msssim" in report and "needs weights" in report

@@ -258,8 +258,11 @@ def test_trains_through_vcm_train_in_two_stages(tmp_path: Path, image: np.ndarra
 @pytest.mark.parametrize("visible", [0.25, 1.0])
 def test_bytes_match_the_entropy_estimate(rate: str, visible: float, assets: Path) -> None:
     """On the committed weights (Kodak kodim05, 768x512, six 256-px tiles): y + z bytes within 1 %
-    of the entropy model's -log2 likelihoods, summed over the tiles (+ compressai's rANS flush, at
-    most 4 bytes per string); header + position record + payload is the whole file."""
+    of the entropy model's -log2 likelihoods summed over the tiles, plus the rANS coder's fixed
+    costs: a 64-bit flush and up to 31 bits of word padding per string (two strings), and 32 bits
+    per tile for the spread between estimate and coder measured tile by tile (-7..+27 bits on
+    q1; at 0.01 bpp these fixed bits are ~3 % of the payload). Header + position record + payload
+    is the whole file."""
     from vcm.codecs.emic.tokens import pad_to_unit
     from vcm.codecs.mcm.codec import sending_order, tile_ids, tiles
     from vcm.io import load_image
@@ -269,16 +272,15 @@ def test_bytes_match_the_entropy_estimate(rate: str, visible: float, assets: Pat
     mask = _damask(img, visible)
     bs = codec.encode(image=img, mask=mask)
     x = pad_to_unit(torch.from_numpy(img.copy()).permute(2, 0, 1)[None].float() / 255, 16)
-    (gh, gw), est, strings = mask.grid.shape, 0.0, 0
+    (gh, gw), est = mask.grid.shape, 0.0
     for r0, c0, th, tw in tiles(gh, gw, 16):
         ids = torch.from_numpy(tile_ids(sending_order(mask), gw, (r0, c0, th, tw)))[None]
         with torch.no_grad():
             out = codec.model(x[..., 16 * r0:16 * (r0 + th), 16 * c0:16 * (c0 + tw)], ids,
                               torch.zeros_like(ids, dtype=torch.bool))
         est += float(-torch.log2(out["likelihoods"]["all"]).sum())
-        strings += 2
-    assert strings == len(unpack(bs.data).sections) == 12
-    assert abs(8 * bs.payload_bytes - est) <= 0.01 * est + strings * 32, (8 * bs.payload_bytes, est)
+    assert len(unpack(bs.data).sections) == 2  # one y and one z string for the six tiles
+    assert abs(8 * bs.payload_bytes - est) <= 0.01 * est + 2 * 96 + 6 * 32, (8 * bs.payload_bytes, est)
     assert bs.header_bytes + bs.side_bytes + bs.payload_bytes == len(bs.data) and bs.header_bytes < 24
 
 

@@ -67,7 +67,7 @@ def run(exp: Experiment, progress: bool = True) -> RunSummary:
         units, total, computed = [], 0, 0
         for sid in exp.dataset.ids():
             pts = [p for p in exp.plan.points if store.item_key(sid, p.key) not in done]
-            ref = store.item_key(sid, REFERENCE) not in done
+            ref = bool(exp.plan.tasks) and store.item_key(sid, REFERENCE) not in done  # no task: no reference
             if pts or ref:
                 units.append((sid, pts, ref))
                 total += len(pts) + int(ref)

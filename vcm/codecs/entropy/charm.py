@@ -20,6 +20,7 @@ a ragged set of positions laid out on a grid. All slices go into one rANS string
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from compressai.entropy_models import GaussianConditional
@@ -130,11 +131,15 @@ class ChARM(nn.Module):
 
     @torch.no_grad()
     def compress(self, y: torch.Tensor, ctx_means: torch.Tensor, ctx_scales: torch.Tensor,
-                 gc: GaussianConditional, select: torch.Tensor | None = None) -> tuple[bytes, torch.Tensor]:
-        """One image (B = 1) -> (one rANS string for all slices, y_hat as the decoder gets it)."""
+                 gc: GaussianConditional, select: torch.Tensor | None = None,
+                 encoder: Any = None) -> tuple[bytes, torch.Tensor]:
+        """One image (B = 1) -> (one rANS string for all slices, y_hat as the decoder gets it).
+
+        With ``encoder`` (a ``BufferedRansEncoder`` shared by several calls) the symbols go there
+        and the string is ``b""``: the caller flushes once (e.g. one string for all tiles)."""
         from compressai.ans import BufferedRansEncoder
 
-        enc, decoded = BufferedRansEncoder(), []
+        enc, decoded = encoder or BufferedRansEncoder(), []
         for i, y_i in enumerate(y.chunk(self.slices, 1)):
             mu, sigma = self.params(i, ctx_means, ctx_scales, decoded)
             sym = gc.quantize(y_i, "symbols", mu)
@@ -145,16 +150,18 @@ class ChARM(nn.Module):
             if select is not None:
                 y_hat = y_hat.where(select[:, None], mu)
             decoded.append(self._refine(i, ctx_means, decoded, y_hat))
-        return enc.flush(), torch.cat(decoded, 1)
+        return b"" if encoder is not None else enc.flush(), torch.cat(decoded, 1)
 
     @torch.no_grad()
     def decompress(self, data: bytes, ctx_means: torch.Tensor, ctx_scales: torch.Tensor,
-                   gc: GaussianConditional, select: torch.Tensor | None = None) -> torch.Tensor:
-        """Inverse of :meth:`compress`; the shapes come from the context tensors."""
+                   gc: GaussianConditional, select: torch.Tensor | None = None, decoder: Any = None) -> torch.Tensor:
+        """Inverse of :meth:`compress`; the shapes come from the context tensors. With ``decoder``
+        (a ``RansDecoder`` whose stream is set) ``data`` is ignored and decoding continues there."""
         from compressai.ans import RansDecoder
 
-        dec, decoded = RansDecoder(), []
-        dec.set_stream(data)
+        dec, decoded = decoder or RansDecoder(), []
+        if decoder is None:
+            dec.set_stream(data)
         for i in range(self.slices):
             mu, sigma = self.params(i, ctx_means, ctx_scales, decoded)
             idx = self._keep(gc.build_indexes(sigma), select)

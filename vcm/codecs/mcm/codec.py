@@ -2,8 +2,8 @@
 
 Bitstream (vcm container; MCM's record is [y string, z string, positions], brief 5.4): header
 (image size, patch), side info = the position record of the whole image (:mod:`.positions`,
-counted as ``bpp_side``), payload sections [y string (all ChARM slices in one rANS stream),
-z string] per tile that has visible patches. An empty mask sends no payload; the decoder then
+counted as ``bpp_side``), payload sections [y string (all ChARM slices of all tiles in one
+rANS stream), z string (all tiles)]. An empty mask sends no payload; the decoder then
 inpaints from mask tokens alone. Masks on another unit or not patch-aligned are dilated to
 16-px patches. The sending order is the mask's sampling order when its generator records one
 (DA-Mask, random), else raster.
@@ -91,14 +91,14 @@ class McmCodec:
             mask = Mask.from_pixels(mask.coded_pixels(), self.patch)  # dilate to MCM's patches
         record, ids = encode_positions(sending_order(mask), mask.grid.shape, self.positions)
         x = pad_to_unit(torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float().div(255), self.patch)
-        sections: list[bytes] = []
         p, (gh, gw) = self.patch, mask.grid.shape
+        parts = []
         for r0, c0, th, tw in tiles(gh, gw, self.tile):
             local = tile_ids(ids, gw, (r0, c0, th, tw))
             if local.size:
                 crop = x[..., r0 * p:(r0 + th) * p, c0 * p:(c0 + tw) * p].to(self.device)
-                out = self.model.compress(crop, torch.from_numpy(local).to(self.device))
-                sections += [out["y"], out["z"]]
+                parts.append((crop, torch.from_numpy(local).to(self.device)))
+        sections = self.model.compress(parts) if parts else ()
         return pack(Container("mcm", h, w, self.patch, True, record, tuple(sections)))
 
     def decode(self, data: bytes) -> Decoded:
@@ -111,20 +111,17 @@ class McmCodec:
         except PositionError as e:
             raise BitstreamError(str(e)) from e
         (gh, gw), p = shape, self.patch
-        parts = [(t, tile_ids(ids, gw, t)) for t in tiles(gh, gw, self.tile)]
-        want = 2 * sum(1 for _, local in parts if local.size)
-        if len(c.sections) != want:
-            raise BitstreamError(f"mcm bitstream with {ids.size} visible patches needs {want} sections, "
-                                 f"has {len(c.sections)}")
+        if len(c.sections) != (2 if ids.size else 0):
+            raise BitstreamError(f"mcm bitstream with {ids.size} visible patches has {len(c.sections)} sections")
+        parts = tiles(gh, gw, self.tile)
         x = torch.zeros(1, 3, gh * p, gw * p, device=self.device)
-        strings = iter(c.sections)
         try:
-            for (r0, c0, th, tw), local in parts:
-                y_z = (next(strings), next(strings)) if local.size else (b"", b"")
-                x[..., r0 * p:(r0 + th) * p, c0 * p:(c0 + tw) * p] = self.model.decompress(
-                    *y_z, torch.from_numpy(local).to(self.device), th * p, tw * p)
+            out = self.model.decompress(*(c.sections or (b"", b"")), [
+                (torch.from_numpy(tile_ids(ids, gw, t)).to(self.device), t[2] * p, t[3] * p) for t in parts])
         except (RuntimeError, ValueError, IndexError) as e:
             raise BitstreamError(f"mcm payload cannot be decoded: {e}") from e
+        for (r0, c0, th, tw), part in zip(parts, out):
+            x[..., r0 * p:(r0 + th) * p, c0 * p:(c0 + tw) * p] = part
         grid = np.zeros(gh * gw, bool)
         grid[ids] = True
         img = (x[0, :, : c.height, : c.width].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()

@@ -68,7 +68,7 @@ class Encoder(nn.Module):
         pos = sincos_2d(self.dim, gh, gw, x.device)[ids]
         patches = gather_tokens(patchify(x, self.patch), ids)  # only V patches are embedded
         t = torch.cat([self.cls.expand(len(x), -1, -1), self.embed(patches) + pos], 1)
-        mask = None if pad is None else torch.cat([pad.new_zeros(len(x), 1), pad], 1)
+        mask = None if pad is None or not pad.any() else torch.cat([pad.new_zeros(len(x), 1), pad], 1)
         for blk in self.blocks:
             t = blk(t, src_key_padding_mask=mask)
         return self.norm(t)[:, 1:]

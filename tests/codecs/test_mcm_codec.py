@@ -225,6 +225,16 @@ def test_truncated_and_corrupt_bytes_raise_bitstream_error(ckpt: Path, image: np
         codec.decode(data[:side_at] + bytes([0]) + data[side_at + 1:])  # padding count 0: impossible
     with pytest.raises(BitstreamError, match="made by codec"):
         codec.decode(CODECS.build("jpeg", {"quality": 50}).encode(image=image).data)
+    from dataclasses import replace
+
+    from vcm.codecs.container import pack
+
+    with pytest.raises(BitstreamError, match="px a side"):  # refused before anything is allocated
+        codec.decode(pack(replace(c, height=1 << 30)).data)
+    with pytest.raises(BitstreamError, match="whole number of words"):  # rANS reads are unchecked
+        codec.decode(pack(replace(c, sections=(c.sections[0][:-1], c.sections[1]))).data)
+    with pytest.raises(BitstreamError, match="not a list of patch ids"):  # a 20-digit id
+        codec.decode(pack(replace(c, side=huffman_encode(np.array([10**19 + 7])))).data)
     rng = np.random.default_rng(0)
     for _ in range(60):  # random byte flips: a clear error or an image, never a crash
         bad = bytearray(data)

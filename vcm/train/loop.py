@@ -146,7 +146,8 @@ class RateTrainer:
 
         ignore = [n for n, _ in self.model.named_parameters() if n.endswith(".quantiles")]
         DDP._set_params_and_buffers_to_ignore_for_model(self.model, ignore)
-        return DDP(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        return DDP(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                   find_unused_parameters=self.rate.stage != "rd")  # e.g. MCM's mae stage skips the LIC
 
     def run(self, until: int | None = None) -> Path | None:
         """Train to ``rate.steps`` and write the final weights; returns their path.

@@ -11,7 +11,7 @@ hyperprior::
     y_hat_i = y_hat_i + 0.5 * tanh(lrp_i(cat[ctx_means, *support, y_hat_i]))   (when ``lrp``)
 
 ``joint`` nets instead map cat[ctx_means, ctx_scales, *support] to (mu_i, sigma_i) in one net
-(EMIC's channel context). ``select`` (bool, broadcastable to (B, *S)) marks the positions that
+(EMIC's channel context). ``select`` (bool (B, *S); B = 1 when coding) marks the positions that
 are coded; the others cost nothing and take y_hat_i = mu_i on both sides, so a caller can code
 a ragged set of positions laid out on a grid. All slices go into one rANS string
 (compressai's ``BufferedRansEncoder``), as in MCM and SegPIC.

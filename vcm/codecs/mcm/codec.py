@@ -32,6 +32,9 @@ from vcm.codecs.mcm.positions import CODERS, PositionError, decode_positions, en
 from vcm.types import Bitstream, Decoded, Mask, check_image
 
 
+MAX_SIDE = 1 << 14  # px; larger headers are refused before anything is allocated
+
+
 def save_mcm_checkpoint(model: McmModel, path: str | Path, half: bool = False, **extra: Any) -> Path:
     """Write ``{"config", "state_dict", ...}``: what :func:`load_mcm` reads (float16 when ``half``)."""
     return save_codec_checkpoint(model, model.cfg.to_dict(), path, half, **extra)
@@ -103,6 +106,8 @@ class McmCodec:
 
     def decode(self, data: bytes) -> Decoded:
         c = unpack(data, expect_codec="mcm")
+        if max(c.height, c.width) > MAX_SIDE:
+            raise BitstreamError(f"mcm bitstream announces a {c.height}x{c.width} image (> {MAX_SIDE} px a side)")
         if c.unit != self.patch:
             raise BitstreamError(f"mcm bitstream has {c.unit}-px patches, the model uses {self.patch}")
         shape = Mask.grid_shape(c.height, c.width, c.unit)
@@ -113,6 +118,8 @@ class McmCodec:
         (gh, gw), p = shape, self.patch
         if len(c.sections) != (2 if ids.size else 0):
             raise BitstreamError(f"mcm bitstream with {ids.size} visible patches has {len(c.sections)} sections")
+        if any(len(s) < 8 or len(s) % 4 for s in c.sections):  # flushed rANS: whole 32-bit words, >= 2
+            raise BitstreamError("mcm payload is corrupt (a rANS string is not a whole number of words)")
         parts = tiles(gh, gw, self.tile)
         x = torch.zeros(1, 3, gh * p, gw * p, device=self.device)
         try:

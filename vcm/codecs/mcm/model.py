@@ -143,6 +143,7 @@ class McmModel(CompressionModel):
         return grid.flatten(2)[0, :, :v].T
 
     def _hyper(self, z_hat: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """z_hat (1, Cz, r', c') -> ChARM contexts (means, scales), each (1, M, r, c)."""
         r, c = size
         return self.h_mean_s(z_hat)[..., :r, :c], self.h_scale_s(z_hat)[..., :r, :c]
 
@@ -156,8 +157,15 @@ class McmModel(CompressionModel):
         return self.from_grid(self.g_s(y_hat), tokens.shape[0]), {"y": y_lik, "z": z_lik}
 
     # -- passes ---------------------------------------------------------------------------------
-    def forward(self, x: torch.Tensor, ids: torch.Tensor, pad: torch.Tensor) -> dict[str, Any]:
-        """Joint RD pass: x_hat (B, 3, H, W) and the likelihoods of every coded symbol (flat)."""
+    def forward(self, x: torch.Tensor, ids: torch.Tensor, pad: torch.Tensor, mae: bool = False) -> dict[str, Any]:
+        """Joint RD pass: x_hat (B, 3, H, W) and the likelihoods of every coded symbol (flat).
+
+        ids (B, Vmax) long, visible patches; pad (B, Vmax) bool, True on padding, which comes last
+        in each row (:func:`vcm.codecs.mcm.rd.visible_ids`). ``mae``: stage 1 instead (through
+        forward, so DistributedDataParallel syncs its gradients): {"x_hat"} only.
+        """
+        if mae:
+            return {"x_hat": self.forward_mae(x, ids, pad)}
         tokens = self.encoder(x, ids, pad)
         rec, liks = [], []
         for b in range(len(x)):
@@ -212,12 +220,13 @@ class McmModel(CompressionModel):
         per tile. A tile with V = 0 is inpainted from mask tokens alone."""
         from compressai.ans import RansDecoder
 
-        coded = [(ids, layout(int(ids.numel()))) for ids, _, _ in tiles if ids.numel()]
-        shapes = [self.z_shape(int(ids.numel())) for ids, _ in coded]
-        z_hats = iter(self._split_z(self.entropy_bottleneck.decompress([z_str], (sum(h * w for h, w in shapes),)), shapes)) \
-            if coded else iter(())
+        shapes = [self.z_shape(int(ids.numel())) for ids, _, _ in tiles if ids.numel()]
+        z_hats: Any = iter(())
         dec = RansDecoder()
-        dec.set_stream(y_str)
+        if shapes:  # compressai's rANS decoder does not bound-check: the codec checks the strings
+            z_all = self.entropy_bottleneck.decompress([z_str], (sum(h * w for h, w in shapes),))
+            z_hats = iter(self._split_z(z_all, shapes))
+            dec.set_stream(y_str)
         out = []
         for ids, h, w in tiles:
             gh, gw, v = h // self.cfg.patch, w // self.cfg.patch, int(ids.numel())

@@ -81,10 +81,8 @@ def huffman_decode(data: bytes, total: int) -> np.ndarray:
         if cur in _DECODE:
             text.append(_DECODE[cur])
             cur = ""
-        elif len(cur) > 8:
-            break
-    s = "".join(text)
-    if cur or (s and not re.fullmatch(r"(0|[1-9][0-9]*)( (0|[1-9][0-9]*))*", s)):
+    s, digits = "".join(text), len(str(max(total - 1, 0)))
+    if cur or (s and not re.fullmatch(r"(0|[1-9][0-9]{0,%d})( (0|[1-9][0-9]{0,%d}))*" % (digits - 1, digits - 1), s)):
         raise PositionError("position record is corrupt (not a list of patch ids)")
     ids = np.array([int(t) for t in s.split()], np.int64)
     if ids.size and (ids.max() >= total or len(np.unique(ids)) != ids.size):

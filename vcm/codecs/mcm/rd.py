@@ -137,7 +137,7 @@ class McmLearned:
         p = model.cfg.patch
         keep = random_visible(len(x), x.shape[-2] // p, x.shape[-1] // p, MAE_VISIBLE, x.device)
         ids, pad = visible_ids(keep, "sampling")
-        x_hat = model.forward_mae(x, ids, pad)
+        x_hat = net(x, ids, pad, mae=True)["x_hat"]
         hidden = (~keep).repeat_interleave(p, 1).repeat_interleave(p, 2)[:, None].to(x.dtype)
         mse = ((x_hat - x) ** 2 * hidden).sum() / (hidden.sum() * 3)
         return RDResult(mse, x.new_zeros(()), mse.detach())

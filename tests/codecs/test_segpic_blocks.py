@@ -1,0 +1,72 @@
+"""SegPIC building blocks: RAT (DPSConv against a direct loop, residual identity when its kernel
+generator outputs zero), SAL blocks, prototype pooling per segment and per grid cell."""
+
+import torch
+
+from vcm.codecs.segpic.rat import (
+    DownSAL,
+    RegionAdaptiveTransform,
+    UpSAL,
+    grid_expand,
+    grid_pool,
+    mask_expand,
+    mask_pool,
+)
+
+
+def test_dpsconv_equals_a_per_pixel_loop() -> None:
+    torch.manual_seed(0)
+    rat = RegionAdaptiveTransform(3, 2)
+    f1, kernels = torch.randn(2, 3, 5, 6), torch.randn(2, 3 * 9, 5, 6)
+    out = rat.dpsconv(f1, kernels)
+    padded = torch.nn.functional.pad(f1, (1, 1, 1, 1))
+    k = kernels.view(2, 3, 9, 5, 6)
+    ref = torch.zeros_like(out)
+    for y in range(5):
+        for x in range(6):
+            window = padded[:, :, y:y + 3, x:x + 3].reshape(2, 3, 9)
+            ref[:, :, y, x] = (k[:, :, :, y, x] * window).sum(-1)
+    assert torch.allclose(out, ref, atol=1e-5)
+
+
+def test_rat_is_a_residual_identity_when_its_kernels_are_zero() -> None:
+    torch.manual_seed(0)
+    rat = RegionAdaptiveTransform(8, 4)
+    last = rat.dkg[-1]
+    torch.nn.init.zeros_(last.weight)
+    torch.nn.init.zeros_(last.bias)
+    x, proto = torch.randn(2, 8, 6, 7), torch.randn(2, 4, 6, 7)
+    assert torch.allclose(rat(x, proto), x + rat.out.bias.view(1, -1, 1, 1), atol=1e-6)
+    torch.nn.init.normal_(last.weight)  # non-zero kernels: the prototype now changes the output
+    assert not torch.allclose(rat(x, proto), rat(x, torch.zeros_like(proto)))
+
+
+def test_sal_blocks_shapes_and_identity_affine() -> None:
+    torch.manual_seed(0)
+    down, up = DownSAL(3, 8), UpSAL(8, 4)
+    x = torch.randn(1, 3, 32, 48)
+    y = down(x)
+    assert y.shape == (1, 8, 16, 24) and up(y).shape == (1, 4, 32, 48)
+    torch.nn.init.zeros_(down.sal.net[-1].weight)
+    torch.nn.init.zeros_(down.sal.net[-1].bias)
+    assert torch.allclose(down(x), down.gdn(down.conv(x)))  # s = b = 0: the plain block
+
+
+def test_prototypes_per_segment_and_per_grid_cell() -> None:
+    torch.manual_seed(0)
+    f = torch.randn(2, 5, 8, 8)
+    seg = torch.randint(0, 4, (2, 8, 8))
+    seg[1][seg[1] == 3] = 2  # segment 3 empty in image 1
+    p = mask_pool(f, seg, 4)
+    assert p.shape == (2, 4, 5)
+    for b in range(2):
+        for r in range(4):
+            sel = seg[b] == r
+            want = f[b][:, sel].sum(1) / (sel.sum() + 5e-4)
+            assert torch.allclose(p[b, r], want, atol=1e-5)
+    assert torch.equal(p[1, 3], torch.zeros(5))
+    e = mask_expand(p, seg)
+    assert e.shape == f.shape and torch.equal(e[0, :, 2, 3], p[0, seg[0, 2, 3]])
+    g = grid_pool(f, 4)
+    assert torch.allclose(g[0, :, 1, 2], f[0, :, 2:4, 4:6].mean((1, 2)), atol=1e-6)
+    assert torch.equal(grid_expand(g, 8, 8)[0, :, 3, 5], g[0, :, 1, 2])

@@ -70,3 +70,21 @@ def test_prototypes_per_segment_and_per_grid_cell() -> None:
     g = grid_pool(f, 4)
     assert torch.allclose(g[0, :, 1, 2], f[0, :, 2:4, 4:6].mean((1, 2)), atol=1e-6)
     assert torch.equal(grid_expand(g, 8, 8)[0, :, 3, 5], g[0, :, 1, 2])
+
+
+def test_wam_keeps_shape_and_mixes_within_windows_only() -> None:
+    """Without shift, a change in one 4x4 window leaves other windows' attention branch alone;
+    the output keeps the input's shape."""
+    from vcm.codecs.segpic.wam import WAM
+
+    torch.manual_seed(0)
+    wam = WAM(8, 2, 4, 0).eval()
+    x = torch.randn(1, 8, 8, 8)
+    y = x.clone()
+    y[..., 0, 0] += 1.0
+    with torch.no_grad():
+        ax = wam.attn(x.permute(0, 2, 3, 1), torch.zeros(1, 8, 8, dtype=torch.long))
+        ay = wam.attn(y.permute(0, 2, 3, 1), torch.zeros(1, 8, 8, dtype=torch.long))
+        assert wam(x).shape == x.shape
+    changed = (ax - ay).abs().amax(-1)[0] > 1e-6
+    assert changed[:4, :4].any() and not changed[4:, :].any() and not changed[:, 4:].any()

@@ -26,14 +26,13 @@ from typing import Any
 
 import torch
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional
-from compressai.layers import subpel_conv3x3
 from compressai.models import CompressionModel
-from compressai.models.utils import conv
 from torch import nn
 from torch.nn.utils.rnn import pad_sequence
 
 from vcm.codecs.checkpoint import ArchConfig
 from vcm.codecs.entropy import ChARM, conv_net
+from vcm.codecs.entropy.hyper import hyper_analysis, hyper_synthesis
 from vcm.codecs.mcm.vit import Decoder, Encoder
 
 ORDERS = ("sampling", "spatial")
@@ -92,14 +91,6 @@ def _init_pointwise(seq: nn.Sequential, out_gain: float = 1.0, in_gain: float = 
     convs[0].weight.div_(in_gain)
 
 
-def _hyper_synthesis(widths: tuple[int, ...]) -> nn.Sequential:
-    """Cz -> ... -> M: conv, subpel x2, conv, subpel x2, conv (GELU between)."""
-    w = widths[::-1]
-    return nn.Sequential(conv(w[0], w[1], 3, 1), nn.GELU(), subpel_conv3x3(w[1], w[2], 2), nn.GELU(),
-                         conv(w[2], w[3], 3, 1), nn.GELU(), subpel_conv3x3(w[3], w[4], 2), nn.GELU(),
-                         conv(w[4], w[4], 3, 1))
-
-
 class McmModel(CompressionModel):
     """Inputs (B, 3, H, W) in [0, 1] with H, W multiples of ``patch``; visible ids (B, V)."""
 
@@ -117,12 +108,8 @@ class McmModel(CompressionModel):
         self.g_s = _pointwise((cfg.enc_dim, *cfg.analysis)[::-1], transpose=True)
         _init_pointwise(self.g_a, out_gain=LATENT_GAIN)
         _init_pointwise(self.g_s, in_gain=LATENT_GAIN)
-        strides = (1, 1, 2, 1, 2)
-        h_a: list[nn.Module] = []
-        for a, b, s in zip((m, *h[:-1]), h, strides):
-            h_a += [conv(a, b, 3, s), nn.GELU()]
-        self.h_a = nn.Sequential(*h_a[:-1])
-        self.h_mean_s, self.h_scale_s = _hyper_synthesis((m, *h[1:])), _hyper_synthesis((m, *h[1:]))
+        self.h_a = hyper_analysis(m, h)
+        self.h_mean_s, self.h_scale_s = hyper_synthesis(m, h), hyper_synthesis(m, h)
         self.charm = ChARM(m, cfg.slices, m, conv_net(cfg.charm_hidden), max_support=cfg.max_support)
         self.entropy_bottleneck = EntropyBottleneck(h[-1])
         self.gaussian_conditional = GaussianConditional(None)

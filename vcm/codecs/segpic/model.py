@@ -1,0 +1,195 @@
+"""SegPIC network (brief 4.2): SAL down/up blocks, WAMs, RATs steered by region prototypes,
+hyperprior + the shared ChARM.
+
+    x (B,3,H,W) --DownSAL x2, WAM--> y' (B,N,H/4,W/4)   prototypes p' of y' --code--> p'_hat
+    RAT_enc(y', p'_hat) --DownSAL x2, WAM--> y (B,M,H/16,W/16)   prototypes p of y --code--> p_hat
+    RAT_hyper(y, p_hat) --h_a--> z --EB--> z_hat --h_mean_s, h_scale_s, each + RAT(., p_hat)--> ctx
+    y --ChARM (slices, LRP)--> y_hat --WAM, UpSAL x2--> RAT_dec(., p'_hat) --WAM, UpSAL x2, 1x1--> x_hat
+
+Prototypes are region means of the features: per segment of a training mask (``seg``), else
+per cell of a 4x4 grid (inference, no mask). Each level is coded through 1x1 convs + GDN and
+its own EntropyBottleneck, and counted in the rate. H and W must be multiples of 64.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from compressai.entropy_models import EntropyBottleneck, GaussianConditional
+from compressai.layers import GDN
+from compressai.models import CompressionModel
+from torch import nn
+
+from vcm.codecs.checkpoint import ArchConfig
+from vcm.codecs.entropy import ChARM, conv_net
+from vcm.codecs.entropy.hyper import hyper_analysis, hyper_synthesis
+from vcm.codecs.segpic.rat import (
+    DownSAL,
+    RegionAdaptiveTransform,
+    UpSAL,
+    grid_expand,
+    grid_pool,
+    mask_expand,
+    mask_pool,
+)
+from vcm.codecs.segpic.wam import WAM
+
+GRID = 4  # inference prototypes: a 4x4 grid of regions
+
+
+@dataclass(frozen=True)
+class SegpicConfig(ArchConfig):
+    """Architecture; the defaults are the paper's (N 192, M 320; brief 4.2)."""
+
+    n: int = 192
+    m: int = 320
+    heads: int = 8
+    windows: tuple[int, ...] = (8, 4)  # WAM windows at y' and y (shift = half)
+    proto: tuple[int, ...] = (128, 96)  # prototype coder widths; last = EntropyBottleneck channels
+    hyper: tuple[int, ...] = (320, 288, 256, 224, 192)
+    slices: int = 10
+    max_support: int = 5
+    charm_hidden: tuple[int, ...] = (224, 176, 128, 64)
+    rat: bool = True  # False: the "BL" baseline (no RAT, no SAL)
+
+
+def _proto_coder(c: int, widths: tuple[int, ...], inverse: bool) -> nn.Sequential:
+    """1x1 convs with (I)GDN: c -> widths (analysis) or widths reversed -> c (synthesis)."""
+    chain = (c, *widths) if not inverse else (*widths[::-1], c)
+    layers: list[nn.Module] = []
+    for a, b in zip(chain[:-1], chain[1:]):
+        layers += [nn.Conv2d(a, b, 1), GDN(b, inverse=inverse)]
+    return nn.Sequential(*layers[:-1])
+
+
+class _Prototypes(nn.Module):
+    """One level's prototype path: pool, code (1x1 + GDN, EntropyBottleneck), expand."""
+
+    def __init__(self, c: int, widths: tuple[int, ...]) -> None:
+        super().__init__()
+        self.g_a, self.g_s = _proto_coder(c, widths, False), _proto_coder(c, widths, True)
+        self.entropy_bottleneck = EntropyBottleneck(widths[-1])
+
+    def pool(self, f: torch.Tensor, seg: torch.Tensor | None, n: int) -> torch.Tensor:
+        """Region means as a (B, C, R, 1) or (B, C, 4, 4) 'image' for the 1x1 coder."""
+        if seg is None:
+            return grid_pool(f, GRID)
+        return mask_pool(f, seg, n).transpose(1, 2)[..., None]
+
+    @staticmethod
+    def expand(p: torch.Tensor, seg: torch.Tensor | None, size: torch.Size) -> torch.Tensor:
+        if seg is None:
+            return grid_expand(p, *size)
+        return mask_expand(p[..., 0].transpose(1, 2), seg)
+
+    def forward(self, f: torch.Tensor, seg: torch.Tensor | None, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training: (expanded decoded prototypes (B, C, h, w), likelihoods)."""
+        p_hat, lik = self.entropy_bottleneck(self.g_a(self.pool(f, seg, n)))
+        return self.expand(self.g_s(p_hat), seg, f.shape[-2:]), lik
+
+
+class SegpicModel(CompressionModel):
+    """x (B, 3, H, W) in [0, 1], H and W multiples of 64; ``seg`` only in training."""
+
+    def __init__(self, cfg: SegpicConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        n, m = cfg.n, cfg.m
+        down = DownSAL if cfg.rat else _PlainDown
+        up = UpSAL if cfg.rat else _PlainUp
+        w1, w2 = cfg.windows
+        self.g_a1 = nn.Sequential(down(3, n), down(n, n), WAM(n, cfg.heads, w1, w1 // 2))
+        self.g_a2 = nn.Sequential(down(n, n), down(n, m), WAM(m, cfg.heads, w2, w2 // 2))
+        self.g_s1 = nn.Sequential(WAM(m, cfg.heads, w2, w2 // 2), up(m, n), up(n, n))
+        self.g_s2 = nn.Sequential(WAM(n, cfg.heads, w1, w1 // 2), up(n, n), up(n, 32), nn.Conv2d(32, 3, 1))
+        self.protos1, self.protos2 = _Prototypes(n, cfg.proto), _Prototypes(m, cfg.proto)
+        rats = ("rat_enc", "rat_dec", "rat_hyper", "rat_means", "rat_scales")
+        for name, c in zip(rats, (n, n, m, m, m)):
+            setattr(self, name, RegionAdaptiveTransform(c, c) if cfg.rat else None)
+        self.h_a = hyper_analysis(m, cfg.hyper)
+        self.h_mean_s, self.h_scale_s = hyper_synthesis(m, cfg.hyper), hyper_synthesis(m, cfg.hyper)
+        self.charm = ChARM(m, cfg.slices, m, conv_net(cfg.charm_hidden), max_support=cfg.max_support)
+        self.entropy_bottleneck = EntropyBottleneck(cfg.hyper[-1])
+        self.gaussian_conditional = GaussianConditional(None)
+
+    @staticmethod
+    def _rat(rat: RegionAdaptiveTransform | None, f: torch.Tensor, p: torch.Tensor | None) -> torch.Tensor:
+        return f if rat is None or p is None else rat(f, p)
+
+    def _context(self, z_hat: torch.Tensor, p2: torch.Tensor | None, size: torch.Size) -> tuple[torch.Tensor, torch.Tensor]:
+        """z_hat -> ChARM contexts (means, scales), each (B, M, h, w), RAT-refined."""
+        r, c = size
+        means = self._rat(self.rat_means, self.h_mean_s(z_hat)[..., :r, :c], p2)
+        scales = self._rat(self.rat_scales, self.h_scale_s(z_hat)[..., :r, :c], p2)
+        return means, scales
+
+    def forward(self, x: torch.Tensor, seg: torch.Tensor | None = None) -> dict[str, Any]:
+        """Training / estimation pass. ``seg`` long (B, H, W): segment ids 0..S-1 (privileged
+        information, prototypes per segment); None: the 4x4 grid prototypes of inference."""
+        n_seg = int(seg.max()) + 1 if seg is not None else 0
+        seg4 = None if seg is None else F.interpolate(seg[:, None].float(), scale_factor=0.25, mode="nearest")[:, 0].long()
+        seg16 = None if seg4 is None else F.interpolate(seg4[:, None].float(), scale_factor=0.25, mode="nearest")[:, 0].long()
+        y1 = self.g_a1(x)
+        p1, p1_lik = self.protos1(y1, seg4, n_seg) if self.cfg.rat else (None, None)
+        y = self.g_a2(self._rat(self.rat_enc, y1, p1))
+        p2, p2_lik = self.protos2(y, seg16, n_seg) if self.cfg.rat else (None, None)
+        z_hat, z_lik = self.entropy_bottleneck(self.h_a(self._rat(self.rat_hyper, y, p2)))
+        means, scales = self._context(z_hat, p2, y.shape[-2:])
+        y_hat, y_lik = self.charm(y, means, scales, self.gaussian_conditional)
+        x_hat = self.g_s2(self._rat(self.rat_dec, self.g_s1(y_hat), p1))
+        liks = {"y": y_lik, "z": z_lik} | ({"p1": p1_lik, "p2": p2_lik} if self.cfg.rat else {})
+        return {"x_hat": x_hat, "likelihoods": liks}
+
+    # -- coding (no mask: 4x4 grid prototypes) --------------------------------------------------
+    def _code_protos(self, level: _Prototypes, f: torch.Tensor) -> tuple[bytes, torch.Tensor]:
+        q = level.g_a(grid_pool(f, GRID))
+        s = level.entropy_bottleneck.compress(q)[0]
+        return s, self._decode_protos(level, s, f.shape[-2:])
+
+    @staticmethod
+    def _decode_protos(level: _Prototypes, s: bytes, size: torch.Size) -> torch.Tensor:
+        return grid_expand(level.g_s(level.entropy_bottleneck.decompress([s], (GRID, GRID))), *size)
+
+    @torch.no_grad()
+    def compress(self, x: torch.Tensor) -> list[bytes]:
+        """One image (B = 1, H, W multiples of 64) -> [y, z, p', p] strings ([y, z] for BL)."""
+        y1 = self.g_a1(x)
+        s1, p1 = self._code_protos(self.protos1, y1) if self.cfg.rat else (b"", None)
+        y = self.g_a2(self._rat(self.rat_enc, y1, p1))
+        s2, p2 = self._code_protos(self.protos2, y) if self.cfg.rat else (b"", None)
+        z = self.h_a(self._rat(self.rat_hyper, y, p2))
+        z_str = self.entropy_bottleneck.compress(z)[0]
+        z_hat = self.entropy_bottleneck.decompress([z_str], z.shape[-2:])
+        means, scales = self._context(z_hat, p2, y.shape[-2:])
+        y_str, _ = self.charm.compress(y, means, scales, self.gaussian_conditional)
+        return [y_str, z_str] + ([s1, s2] if self.cfg.rat else [])
+
+    @torch.no_grad()
+    def decompress(self, strings: list[bytes], height: int, width: int) -> torch.Tensor:
+        """Strings of :meth:`compress` -> x_hat (1, 3, height, width), multiples of 64."""
+        if len(strings) != (4 if self.cfg.rat else 2):
+            raise ValueError(f"expected {4 if self.cfg.rat else 2} strings, got {len(strings)}")
+        size1, size2 = (height // 4, width // 4), (height // 16, width // 16)
+        p1 = self._decode_protos(self.protos1, strings[2], size1) if self.cfg.rat else None
+        p2 = self._decode_protos(self.protos2, strings[3], size2) if self.cfg.rat else None
+        z_hat = self.entropy_bottleneck.decompress([strings[1]], (height // 64, width // 64))
+        means, scales = self._context(z_hat, p2, size2)
+        y_hat = self.charm.decompress(strings[0], means, scales, self.gaussian_conditional)
+        return self.g_s2(self._rat(self.rat_dec, self.g_s1(y_hat), p1))
+
+
+class _PlainDown(nn.Sequential):
+    """BL: conv 5x5 stride 2 + GDN, no SAL."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__(nn.Conv2d(cin, cout, 5, 2, 2), GDN(cout))
+
+
+class _PlainUp(nn.Sequential):
+    """BL: transposed conv 5x5 stride 2 + GDN, no SAL."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__(nn.ConvTranspose2d(cin, cout, 5, 2, 2, 1), GDN(cout))

@@ -117,3 +117,27 @@ def test_segpic_trains_with_masks_and_codes_without_them() -> None:
             ref = model(x)["x_hat"]
             dec = model.decompress(strings, 64, 128)
         assert torch.allclose(dec, ref, atol=1e-4)
+
+
+def test_segpic_codec_odd_size_no_mask_port_and_corrupt_bytes(tmp_path) -> None:
+    import numpy as np
+    import pytest
+
+    from vcm.codecs import CODECS, BitstreamError
+    from vcm.codecs.segpic.codec import save_segpic_checkpoint
+    from vcm.types import Mask
+
+    torch.manual_seed(0)
+    model = _tiny()
+    model.update(force=True)
+    codec = CODECS.build("segpic", {"checkpoint": str(save_segpic_checkpoint(model, tmp_path / "s.pth"))})
+    assert set(codec.input_ports) == {"image"}
+    img = (np.random.default_rng(0).random((75, 101, 3)) * 255).astype(np.uint8)
+    bs = codec.encode(image=img)
+    assert bs.data == codec.encode(image=img).data and bs.side_bytes == 0
+    assert codec.decode(bs.data).image.shape == img.shape
+    with pytest.raises(ValueError, match="no mask"):
+        codec.encode(image=img, mask=Mask.full(75, 101))
+    for cut in (3, len(bs.data) // 2, len(bs.data) - 1):
+        with pytest.raises(BitstreamError):
+            codec.decode(bs.data[:cut])

@@ -10,5 +10,6 @@ CODECS.register_lazy("compressai", "vcm.codecs.compressai:compressai_codec")
 CODECS.register_lazy("emic", "vcm.codecs.emic.codec:emic")
 CODECS.register_lazy("gitssic", "vcm.codecs.gitssic.codec:gitssic")
 CODECS.register_lazy("mcm", "vcm.codecs.mcm.codec:mcm")
+CODECS.register_lazy("segpic", "vcm.codecs.segpic.codec:segpic")
 
 __all__ = ["CODECS", "BitstreamError", "Codec"]

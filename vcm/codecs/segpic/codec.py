@@ -1,0 +1,82 @@
+"""The registered ``segpic`` codec: full frame, image only (masks were training-time privileged
+information; no mask port, nothing about a mask in the bitstream).
+
+Bitstream: vcm container header (image size), no side info, payload sections [y (all ChARM slices
+in one rANS string), z, p', p] ([y, z] for the BL variant). The image is padded to a multiple of
+64 around its centre (replicate) and cropped back after decoding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vcm.codecs.checkpoint import load_codec_checkpoint, save_codec_checkpoint
+from vcm.codecs.container import BitstreamError, Container, pack, unpack
+from vcm.codecs.segpic.model import SegpicConfig, SegpicModel
+from vcm.types import Bitstream, Decoded, Mask, check_image
+
+ALIGN = 64
+MAX_SIDE = 1 << 14  # px; larger headers are refused before anything is allocated
+
+
+def save_segpic_checkpoint(model: SegpicModel, path: str | Path, half: bool = False, **extra: Any) -> Path:
+    """Write ``{"config", "state_dict", ...}``: what :func:`load_segpic` reads."""
+    return save_codec_checkpoint(model, model.cfg.to_dict(), path, half, **extra)
+
+
+def load_segpic(path: str | Path) -> SegpicModel:
+    return load_codec_checkpoint(path, lambda cfg: SegpicModel(SegpicConfig.from_dict(cfg)), "SegPIC")
+
+
+def centred_padding(height: int, width: int) -> tuple[int, int, int, int]:
+    """(left, right, top, bottom) padding to the next multiples of 64, split around the centre."""
+    dh, dw = -height % ALIGN, -width % ALIGN
+    return dw // 2, dw - dw // 2, dh // 2, dh - dh // 2
+
+
+class SegpicCodec:
+    """Full-frame learned codec; its ``encode`` takes the image only."""
+
+    input_ports: ClassVar[Mapping[str, str]] = {"image": "image"}
+    optional_ports: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, model: SegpicModel, device: torch.device | None = None) -> None:
+        self.device = device or torch.device("cpu")
+        self.model = model.to(self.device).eval()
+        self.n_strings = 4 if model.cfg.rat else 2
+
+    def encode(self, *, image: np.ndarray, mask: Mask | None = None) -> Bitstream:
+        if mask is not None:
+            raise ValueError("segpic takes no mask at inference (masks only steer its training)")
+        h, w = check_image(image).shape[:2]
+        x = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float().div(255)
+        x = F.pad(x, centred_padding(h, w), mode="replicate").to(self.device)
+        return pack(Container("segpic", h, w, 16, False, b"", tuple(self.model.compress(x))))
+
+    def decode(self, data: bytes) -> Decoded:
+        c = unpack(data, expect_codec="segpic")
+        if max(c.height, c.width) > MAX_SIDE:
+            raise BitstreamError(f"segpic bitstream announces a {c.height}x{c.width} image (> {MAX_SIDE} px a side)")
+        if c.has_mask or c.side or len(c.sections) != self.n_strings:
+            raise BitstreamError(f"segpic bitstream needs {self.n_strings} payload sections and no mask record")
+        if any(len(s) < 8 or len(s) % 4 for s in c.sections):  # flushed rANS: whole 32-bit words
+            raise BitstreamError("segpic payload is corrupt (a rANS string is not a whole number of words)")
+        left, right, top, bottom = centred_padding(c.height, c.width)
+        try:
+            x = self.model.decompress(list(c.sections), c.height + top + bottom, c.width + left + right)
+        except (RuntimeError, ValueError, IndexError) as e:
+            raise BitstreamError(f"segpic payload cannot be decoded: {e}") from e
+        x = x[0, :, top:top + c.height, left:left + c.width]
+        img = (x.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
+        return Decoded(np.ascontiguousarray(img))
+
+
+def segpic(*, checkpoint: str, device: torch.device | None = None) -> SegpicCodec:
+    """SegPIC from a checkpoint written by :func:`save_segpic_checkpoint` (or ``vcm train``)."""
+    return SegpicCodec(load_segpic(checkpoint), device)

@@ -141,3 +141,23 @@ def test_segpic_codec_odd_size_no_mask_port_and_corrupt_bytes(tmp_path) -> None:
     for cut in (3, len(bs.data) // 2, len(bs.data) - 1):
         with pytest.raises(BitstreamError):
             codec.decode(bs.data[:cut])
+
+
+def test_graph_refuses_to_wire_a_mask_to_segpic(tmp_path, assets) -> None:
+    import pytest
+
+    from vcm.config import parse_experiment
+    from vcm.pipeline.graph import GraphError
+    from vcm.pipeline.runner import prepare
+
+    repo = __import__("pathlib").Path(__file__).resolve().parents[2]
+
+    def cfg(pipeline: str, grid: dict) -> object:
+        return parse_experiment({"name": "t", "pipeline": str(repo / "pipelines" / pipeline),
+                                 "dataset": {"type": "coco", "root": str(assets / "data" / "coco-mini"), "limit": 1},
+                                 "grid": grid, "output_dir": str(tmp_path)})
+
+    codec, task = [{"type": "segpic", "checkpoint": "x.pth"}], [{"type": "yolov8_seg"}]
+    with pytest.raises(GraphError, match="takes no mask"):
+        prepare(cfg("mask_codec_task.yaml", {"mask": [{"type": "none"}], "codec": codec, "task": task}))
+    prepare(cfg("codec_task.yaml", {"codec": codec + [{"type": "jpeg"}], "task": task}))  # no mask: fine

@@ -135,6 +135,9 @@ class Graph:
             stype = SOURCES.get(src) or OUTPUT_TYPE[self._node(src).kind]
             if stype != ptype and (stype, ptype) not in COMPATIBLE:
                 raise GraphError(f"{what}: input {port!r} expects {ptype}, but {src!r} gives {stype}")
+        if node.kind == "encode" and "mask" in node.inputs and "mask" not in ports:
+            raise GraphError(f"{what} takes no mask, but the pipeline wires {node.inputs['mask']!r} to it; "
+                             f"use a pipeline without a mask node (e.g. pipelines/codec_task.yaml)")
 
     def _node(self, name: str) -> Node:
         return next(n for n in self.nodes if n.name == name)

@@ -161,3 +161,32 @@ def test_graph_refuses_to_wire_a_mask_to_segpic(tmp_path, assets) -> None:
     with pytest.raises(GraphError, match="takes no mask"):
         prepare(cfg("mask_codec_task.yaml", {"mask": [{"type": "none"}], "codec": codec, "task": task}))
     prepare(cfg("codec_task.yaml", {"codec": codec + [{"type": "jpeg"}], "task": task}))  # no mask: fine
+
+
+def test_segpic_trains_through_vcm_train_with_masks_or_grid(tmp_path) -> None:
+    """Two steps each way; crops come with segment maps; the weights load as the codec."""
+    import numpy as np
+
+    from vcm.codecs import CODECS
+    from vcm.train.config import parse_train
+    from vcm.train.data import CropSampler
+    from vcm.train.loop import train
+
+    tiny = {"n": 16, "m": 24, "heads": 2, "windows": [4, 2], "proto": [16, 8], "hyper": [24, 20, 16, 16, 12],
+            "slices": 3, "max_support": 2, "charm_hidden": [16]}
+    for mode in ("masks", "grid"):
+        raw = {"name": "t", "output_dir": str(tmp_path / mode), "device": "cpu", "log_every": 1,
+               "codec": {"type": "segpic", "prototypes": mode, **tiny},
+               "data": {"crop": 64, "batch_size": 2, "limit": 3, "masks": [{"type": "gt"}]},
+               "rates": [{"name": "q", "lmbda": 0.01, "steps": 2}]}
+        path = train(parse_train(raw), progress=False)["q"]
+        log = (tmp_path / mode / "q" / "log.csv").read_text().splitlines()
+        assert len(log) == 3 and float(log[-1].split(",")[2]) > 0
+        codec = CODECS.build("segpic", {"checkpoint": str(path)})
+        img = (np.random.default_rng(0).random((40, 70, 3)) * 255).astype(np.uint8)
+        assert codec.decode(codec.encode(image=img).data).image.shape == img.shape
+    cfg = parse_train(raw)
+    sampler = CropSampler(cfg.data, 16, np.random.default_rng(0), segments=True)
+    _, seg = sampler.batch(torch.device("cpu"))
+    assert seg.shape == (2, 64, 64) and seg.dtype == torch.int64
+    assert all(torch.equal(torch.unique(s), torch.arange(int(s.max()) + 1)) for s in seg)  # contiguous ids

@@ -159,7 +159,7 @@ class RateTrainer:
                 print(f"[{self.rate.name}] already trained: {self.final_path}")
             return self.final_path
         self._restore()
-        sampler = CropSampler(self.cfg.data, self.learned.unit, self.rng)
+        sampler = CropSampler(self.cfg.data, self.learned.unit, self.rng, getattr(self.learned, "segments", False))
         net, log = self._net(), self._log_file()
         bar = self._bar()
         stop = self.rate.steps if until is None else min(until, self.rate.steps)

@@ -86,8 +86,12 @@ class _Prototypes(nn.Module):
         return mask_expand(p[..., 0].transpose(1, 2), seg)
 
     def forward(self, f: torch.Tensor, seg: torch.Tensor | None, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Training: (expanded decoded prototypes (B, C, h, w), likelihoods)."""
+        """Training: (expanded decoded prototypes (B, C, h, w), likelihoods); segments absent from
+        an image (the batch holds the largest count) cost nothing."""
         p_hat, lik = self.entropy_bottleneck(self.g_a(self.pool(f, seg, n)))
+        if seg is not None:
+            present = torch.zeros(len(seg), n, dtype=torch.bool, device=seg.device).scatter(1, seg.flatten(1), True)
+            lik = lik.where(present[:, None, :, None], 1.0)
         return self.expand(self.g_s(p_hat), seg, f.shape[-2:]), lik
 
 

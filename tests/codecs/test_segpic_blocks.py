@@ -141,6 +141,15 @@ def test_segpic_codec_odd_size_no_mask_port_and_corrupt_bytes(tmp_path) -> None:
     for cut in (3, len(bs.data) // 2, len(bs.data) - 1):
         with pytest.raises(BitstreamError):
             codec.decode(bs.data[:cut])
+    rng = np.random.default_rng(1)
+    for _ in range(60):  # random byte flips: a clear error or an image, never a crash
+        bad = bytearray(bs.data)
+        bad[int(rng.integers(len(bad)))] ^= int(rng.integers(1, 256))
+        try:
+            out = codec.decode(bytes(bad)).image
+            assert out.dtype == np.uint8 and out.ndim == 3 and out.shape[2] == 3
+        except BitstreamError:
+            pass
 
 
 def test_graph_refuses_to_wire_a_mask_to_segpic(tmp_path, assets) -> None:

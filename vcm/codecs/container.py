@@ -100,3 +100,16 @@ def unpack(data: bytes, expect_codec: str | None = None) -> Container:
         sections.append(data[pos:pos + n])
         pos += n
     return Container(codec, height, width, 1 << (flags >> 1 & 7), bool(flags & 1), side, tuple(sections))
+
+
+MAX_LEARNED_SIDE = 1 << 14  # px; learned decoders refuse larger headers before allocating anything
+
+
+def check_learned(c: Container, max_side: int = MAX_LEARNED_SIDE) -> None:
+    """Checks a learned codec's container before its network and rANS decoder see it: the image
+    size is bounded, and every payload section is a flushed rANS string (whole 32-bit words, at
+    least two), since compressai's decoder reads its buffer without bounds checks."""
+    if max(c.height, c.width) > max_side:
+        raise BitstreamError(f"{c.codec} bitstream announces a {c.height}x{c.width} image (> {max_side} px a side)")
+    if any(len(s) < 8 or len(s) % 4 for s in c.sections):
+        raise BitstreamError(f"{c.codec} payload is corrupt (a rANS string is not a whole number of words)")

@@ -25,14 +25,11 @@ import numpy as np
 import torch
 
 from vcm.codecs.checkpoint import load_codec_checkpoint, save_codec_checkpoint
-from vcm.codecs.container import BitstreamError, Container, pack, unpack
+from vcm.codecs.container import BitstreamError, Container, check_learned, pack, unpack
 from vcm.codecs.emic.tokens import pad_to_unit
 from vcm.codecs.mcm.model import McmConfig, McmModel
 from vcm.codecs.mcm.positions import CODERS, PositionError, decode_positions, encode_positions
 from vcm.types import Bitstream, Decoded, Mask, check_image
-
-
-MAX_SIDE = 1 << 14  # px; larger headers are refused before anything is allocated
 
 
 def save_mcm_checkpoint(model: McmModel, path: str | Path, half: bool = False, **extra: Any) -> Path:
@@ -106,8 +103,7 @@ class McmCodec:
 
     def decode(self, data: bytes) -> Decoded:
         c = unpack(data, expect_codec="mcm")
-        if max(c.height, c.width) > MAX_SIDE:
-            raise BitstreamError(f"mcm bitstream announces a {c.height}x{c.width} image (> {MAX_SIDE} px a side)")
+        check_learned(c)
         if c.unit != self.patch:
             raise BitstreamError(f"mcm bitstream has {c.unit}-px patches, the model uses {self.patch}")
         shape = Mask.grid_shape(c.height, c.width, c.unit)
@@ -118,8 +114,6 @@ class McmCodec:
         (gh, gw), p = shape, self.patch
         if len(c.sections) != (2 if ids.size else 0):
             raise BitstreamError(f"mcm bitstream with {ids.size} visible patches has {len(c.sections)} sections")
-        if any(len(s) < 8 or len(s) % 4 for s in c.sections):  # flushed rANS: whole 32-bit words, >= 2
-            raise BitstreamError("mcm payload is corrupt (a rANS string is not a whole number of words)")
         parts = tiles(gh, gw, self.tile)
         x = torch.zeros(1, 3, gh * p, gw * p, device=self.device)
         try:

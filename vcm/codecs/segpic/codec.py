@@ -17,14 +17,11 @@ import torch
 import torch.nn.functional as F
 
 from vcm.codecs.checkpoint import load_codec_checkpoint, save_codec_checkpoint
-from vcm.codecs.container import BitstreamError, Container, pack, unpack
+from vcm.codecs.container import BitstreamError, Container, check_learned, pack, unpack
 from vcm.codecs.segpic.model import SegpicConfig, SegpicModel
 from vcm.types import Bitstream, Decoded, Mask, check_image
 
 ALIGN = 64
-MAX_SIDE = 1 << 14  # px; larger headers are refused before anything is allocated
-
-
 def save_segpic_checkpoint(model: SegpicModel, path: str | Path, half: bool = False, **extra: Any) -> Path:
     """Write ``{"config", "state_dict", ...}``: what :func:`load_segpic` reads."""
     return save_codec_checkpoint(model, model.cfg.to_dict(), path, half, **extra)
@@ -61,12 +58,9 @@ class SegpicCodec:
 
     def decode(self, data: bytes) -> Decoded:
         c = unpack(data, expect_codec="segpic")
-        if max(c.height, c.width) > MAX_SIDE:
-            raise BitstreamError(f"segpic bitstream announces a {c.height}x{c.width} image (> {MAX_SIDE} px a side)")
+        check_learned(c)
         if c.has_mask or c.side or len(c.sections) != self.n_strings:
             raise BitstreamError(f"segpic bitstream needs {self.n_strings} payload sections and no mask record")
-        if any(len(s) < 8 or len(s) % 4 for s in c.sections):  # flushed rANS: whole 32-bit words
-            raise BitstreamError("segpic payload is corrupt (a rANS string is not a whole number of words)")
         left, right, top, bottom = centred_padding(c.height, c.width)
         try:
             x = self.model.decompress(list(c.sections), c.height + top + bottom, c.width + left + right)

@@ -133,3 +133,23 @@ def test_committed_train_configs_parse_and_build(path: Path) -> None:
     cfg = load_train_config(path)
     net = LEARNED.build(cfg.codec.type, {}).build(cfg.codec.params)  # unknown codec keys raise here
     assert sum(p.numel() for p in net.parameters()) > 0
+
+
+def test_compressai_zoo_architecture_trains_and_loads_as_the_compressai_codec(tmp_path: Path,
+                                                                               noise_image: np.ndarray) -> None:
+    """The same-budget baseline path: ``codec: {type: compressai, arch: mbt2018-mean, n, m}``; the
+    file keeps no coder tables (rebuilt on load) and the ``compressai`` codec reads it."""
+    from vcm.codecs import CODECS
+    from vcm.codecs.checkpoint import TABLES
+
+    raw = _raw(tmp_path, steps=2)
+    raw["codec"] = {"type": "compressai", "arch": "mbt2018-mean", "n": 16, "m": 24}
+    raw["data"]["crop"] = 64
+    paths = train(parse_train(raw), progress=False)
+    state = torch.load(paths["a"], weights_only=False)["state_dict"]
+    assert all(v.numel() == 0 for k, v in state.items() if k.endswith(TABLES)) and state["g_a.0.weight"].shape[0] == 16
+    codec = CODECS.build("compressai", {"arch": "mbt2018-mean", "checkpoint": str(paths["a"])})
+    bs = codec.encode(image=noise_image)
+    assert codec.decode(bs.data).image.shape == noise_image.shape and bs.payload_bytes > 0
+    with pytest.raises(ValueError, match="unknown compressai codec params"):
+        train(parse_train({**raw, "codec": {"type": "compressai", "arch": "mbt2018-mean", "depth": 3}}), progress=False)

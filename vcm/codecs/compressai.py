@@ -74,15 +74,16 @@ class CompressAICoder:
         return np.ascontiguousarray((x * 255).round().byte().permute(1, 2, 0).cpu().numpy())
 
 
-def compressai_codec(*, arch: str, quality: int, checkpoint: str, metric: str = "mse",
+def compressai_codec(*, arch: str, checkpoint: str, quality: int | None = None, metric: str = "mse",
                      mode: str = "full", fill: str = "blur", fill_value: int = 128,
                      blur_sigma: float = 16.0, device: torch.device | None = None) -> FrameCodec:
-    """A compressai zoo codec (``arch`` e.g. ``mbt2018-mean``) from a local checkpoint file."""
+    """A compressai zoo codec (``arch`` e.g. ``mbt2018-mean``) from a local checkpoint file: the
+    official zoo file for ``quality`` (named in the error when absent) or one ``vcm train`` wrote."""
     path = Path(expand_path(checkpoint))
     if not path.is_file():
-        url = official_url(arch, metric, quality)
+        url = official_url(arch, metric, quality) if quality is not None else None
         hint = f"; the official weights are at {url}" if url else ""
-        raise MissingAssetError(f"compressai checkpoint for {arch} q={quality} not found: {path}{hint}")
+        raise MissingAssetError(f"compressai checkpoint for {arch} not found: {path}{hint}")
     coder = CompressAICoder(load_zoo_model(arch, path), device or torch.device("cpu"))
     return FrameCodec(coder, mode=mode, fill=fill, fill_value=fill_value, blur_sigma=blur_sigma)
 

@@ -14,6 +14,7 @@ its own EntropyBottleneck, and counted in the rate. H and W must be multiples of
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import torch
@@ -53,6 +54,7 @@ class SegpicConfig(ArchConfig):
     slices: int = 10
     max_support: int = 5
     charm_hidden: tuple[int, ...] = (224, 176, 128, 64)
+    wam_units: int = 3  # ResUnits per WAM branch
     rat: bool = True  # False: the "BL" baseline (no RAT, no SAL)
 
 
@@ -105,10 +107,11 @@ class SegpicModel(CompressionModel):
         down = DownSAL if cfg.rat else _PlainDown
         up = UpSAL if cfg.rat else _PlainUp
         w1, w2 = cfg.windows
-        self.g_a1 = nn.Sequential(down(3, n), down(n, n), WAM(n, cfg.heads, w1, w1 // 2))
-        self.g_a2 = nn.Sequential(down(n, n), down(n, m), WAM(m, cfg.heads, w2, w2 // 2))
-        self.g_s1 = nn.Sequential(WAM(m, cfg.heads, w2, w2 // 2), up(m, n), up(n, n))
-        self.g_s2 = nn.Sequential(WAM(n, cfg.heads, w1, w1 // 2), up(n, n), up(n, 32), nn.Conv2d(32, 3, 1))
+        wam1, wam2 = (partial(WAM, c, cfg.heads, w, w // 2, cfg.wam_units) for c, w in ((n, w1), (m, w2)))
+        self.g_a1 = nn.Sequential(down(3, n), down(n, n), wam1())
+        self.g_a2 = nn.Sequential(down(n, n), down(n, m), wam2())
+        self.g_s1 = nn.Sequential(wam2(), up(m, n), up(n, n))
+        self.g_s2 = nn.Sequential(wam1(), up(n, n), up(n, 32), nn.Conv2d(32, 3, 1))
         self.protos1, self.protos2 = _Prototypes(n, cfg.proto), _Prototypes(m, cfg.proto)
         rats = ("rat_enc", "rat_dec", "rat_hyper", "rat_means", "rat_scales")
         for name, c in zip(rats, (n, n, m, m, m)):

@@ -1,6 +1,6 @@
 """SegPIC's window-attention module (WAM; STF's ``Win_noShift_Attention``, brief 4.2)::
 
-    out = x + ResUnit^3(x) * sigmoid(1x1(ResUnit^3(WinAttn(x))))
+    out = x + ResUnit^u(x) * sigmoid(1x1(ResUnit^u(WinAttn(x))))      u = 3 in the paper
     ResUnit(x) = GELU(x + 1x1_{N/2 -> N}(GELU(3x3(GELU(1x1_{N -> N/2}(x))))))
 
 WinAttn is a Swin block (pre-norm window attention with relative-position bias + MLP), shifted
@@ -29,13 +29,14 @@ class ResUnit(nn.Module):
 
 
 class WAM(nn.Module):
-    """x (B, N, h, w), h and w multiples of ``window`` -> same shape."""
+    """x (B, N, h, w), h and w multiples of ``window`` -> same shape; ``units`` ResUnits per
+    branch (3 in the paper)."""
 
-    def __init__(self, n: int, heads: int, window: int, shift: int) -> None:
+    def __init__(self, n: int, heads: int, window: int, shift: int, units: int = 3) -> None:
         super().__init__()
         self.attn = GroupBlock(n, heads, window, shift)
-        self.trunk = nn.Sequential(ResUnit(n), ResUnit(n), ResUnit(n))
-        self.gate = nn.Sequential(ResUnit(n), ResUnit(n), ResUnit(n), nn.Conv2d(n, n, 1))
+        self.trunk = nn.Sequential(*(ResUnit(n) for _ in range(units)))
+        self.gate = nn.Sequential(*(ResUnit(n) for _ in range(units)), nn.Conv2d(n, n, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         t = x.permute(0, 2, 3, 1)

@@ -72,7 +72,7 @@ def bd(anchor: list[tuple[float, float]], test: list[tuple[float, float]]) -> st
     from vcm.report.bdrate import Curve, bd_rate
 
     res = bd_rate(Curve(*map(tuple, zip(*anchor))), Curve(*map(tuple, zip(*test))))
-    return "n/a" if res.value is None else f"{res.value:+.1f} %" + (" *" if res.note else "")
+    return "n/a" if res.value is None else f"{res.value:+.1f} %" + (f" [{','.join(res.flags)}]" if res.flags else "")
 
 
 def main() -> int:
@@ -94,7 +94,10 @@ def main() -> int:
     for name in names:
         pts = "  ".join(f"{b:.3f}/{q:5.2f}dB" for b, q in sorted(curves[name]))
         print(f"{name:<7} {pts}  {bd(curves['BL'], curves[name]):>10} {bd(curves['grid'], curves[name]):>10}")
-    print("BD-rate: % bits for equal PSNR (negative = fewer); * = a curve was not monotonic (envelope used)")
+    from vcm.report.bdrate import FLAG_TEXT
+
+    print("BD-rate (pchip): % bits for equal PSNR (negative = fewer). Flags: "
+          + "; ".join(f"{k}: {v}" for k, v in FLAG_TEXT.items()))
     return 0
 
 

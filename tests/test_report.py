@@ -21,9 +21,27 @@ def test_bd_rate_on_known_curves() -> None:
     bumpy = Curve((0.05, 0.1, 0.2, 0.4), (30.0, 29.0, 33.0, 36.0))
     assert not bumpy.monotonic and bumpy.envelope().rate == (0.05, 0.2, 0.4)
     res = bd_rate(anchor, bumpy)
-    assert res.value is not None and "non-monotonic" in res.note
+    assert res.value is not None and "envelope" in res.flags and res.points == (4, 3) and "points" in res.flags
     far = Curve((1.0, 2.0, 3.0), (50.0, 51.0, 52.0))
     assert bd_rate(anchor, far).value is None and "do not overlap" in bd_rate(anchor, far).note
+
+
+def test_bd_values_carry_overlap_methods_and_flags() -> None:
+    """A clean pair is unflagged; a pair that overlaps on 40 % of the metric range is flagged
+    whatever its value; BD-metric is the mean metric gap at equal rate."""
+    from vcm.report.bdrate import METHODS, bd_metric
+
+    anchor = Curve((0.1, 0.2, 0.4, 0.8), (30.0, 33.0, 36.0, 39.0))
+    up = Curve(anchor.rate, tuple(m + 1.0 for m in anchor.metric))
+    clean = bd_rate(anchor, up)
+    assert clean.flags == () and not clean.fragile and clean.overlap == pytest.approx(0.8)
+    assert set(clean.methods) == set(METHODS) and all(v < 0 for v in clean.methods.values())
+    assert bd_metric(anchor, up).value == pytest.approx(1.0, abs=1e-6)  # +1 dB at every rate
+    shifted = Curve((0.3, 0.6, 1.2, 2.4), (36.5, 38.0, 39.5, 41.0))  # metric overlap 36.5..39 of 30..41
+    res = bd_rate(anchor, shifted)
+    assert res.overlap == pytest.approx(2.5 / 11) and "overlap" in res.flags and res.fragile
+    with pytest.raises(ValueError, match="interpolation"):
+        bd_rate(anchor, up, "linear")
 
 
 def test_report_files_and_tables(tmp_path: Path, coco_root: str) -> None:
@@ -37,8 +55,11 @@ def test_report_files_and_tables(tmp_path: Path, coco_root: str) -> None:
     assert "BD-rate vs anchor `none/jpeg-full`" in md and "gt/jpeg-masked" in md
     assert "data:image/png;base64," in files["html"].read_text()
     bd = files["bdrate"].read_text().splitlines()
-    assert bd[0].startswith("series,metric,bd_rate_pct,monotonic,note")
-    assert any(line.startswith("none/jpeg-full,segm_AP,0.0,") for line in bd)
+    assert bd[0].startswith("series,metric,anchor,bd_rate_pct,bd_rate_cubic,bd_rate_pchip,bd_rate_akima,overlap_pct")
+    rows = list(__import__("csv").DictReader(files["bdrate"].open()))
+    assert rows and not any(r["series"] == "none/jpeg-full" for r in rows)  # the anchor has no BD row
+    assert all("points" in r["flags"].split() for r in rows)  # two qualities per series: flagged
+    assert "points: fewer than 4 points" in md
     with pytest.raises(ValueError, match="anchor 'nope' is not a series"):
         make_report(exp.run_dir, anchor="nope")
 

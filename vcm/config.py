@@ -75,8 +75,12 @@ class EvalConfig:
 @dataclass(frozen=True)
 class ReportConfig:
     anchor: str | None = None         # series label BD-rates are computed against (default: first)
-    bd_method: str = "akima"          # bjontegaard interpolation: akima | pchip | cubic
+    bd_method: str = "pchip"          # headline BD interpolation: pchip (JVET / MPEG CTC) | akima | cubic
     formats: tuple[str, ...] = ("png", "md", "csv", "html")
+
+    def __post_init__(self) -> None:
+        if self.bd_method not in ("pchip", "akima", "cubic"):
+            raise ConfigError(f"report.bd_method must be pchip, akima or cubic, got {self.bd_method!r}")
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from vcm.report.aggregate import QUALITY_KEYS, RATE_KEYS, Row, finite
-from vcm.report.bdrate import BDResult, Curve, bd_rate
+from vcm.report.bdrate import FLAG_TEXT, METHODS, BDResult, Curve, bd_metric, bd_rate
 
 
 def metric_keys(rows: list[Row]) -> list[str]:
@@ -39,17 +39,31 @@ def curves(rows: list[Row], metric: str) -> dict[str, Curve]:
 
 
 def bd_table(rows: list[Row], anchor: str, method: str) -> list[dict[str, Any]]:
-    """One row per (series, metric): BD-rate vs ``anchor`` and monotonicity flags."""
+    """One row per (series, metric): BD-rate (headline ``method`` and all three interpolations)
+    and BD-metric vs ``anchor``, the curves' overlap, the points used and the flags raised."""
     out = []
     for metric in bd_metrics(rows):
         cs = curves(rows, metric)
         if anchor not in cs:
             continue
         for series, c in cs.items():
-            res = BDResult(0.0) if series == anchor else bd_rate(cs[anchor], c, method)
-            out.append({"series": series, "metric": metric, "bd_rate_pct": res.value,
-                        "monotonic": c.monotonic, "note": res.note})
+            if series == anchor:
+                continue
+            rate, gap = bd_rate(cs[anchor], c, method), bd_metric(cs[anchor], c, method)
+            out.append({"series": series, "metric": metric, "anchor": anchor, "bd_rate_pct": rate.value,
+                        **{f"bd_rate_{m}": rate.methods.get(m) for m in METHODS},
+                        "overlap_pct": None if rate.overlap is None else 100 * rate.overlap,
+                        "points": f"{rate.points[0]}/{rate.points[1]}", "bd_metric": gap.value,
+                        "bd_metric_overlap_pct": None if gap.overlap is None else 100 * gap.overlap,
+                        "flags": " ".join(dict.fromkeys(rate.flags + gap.flags)), "note": rate.note or gap.note,
+                        "monotonic": c.monotonic})
     return out
+
+
+def flag_legend(bd: list[dict[str, Any]]) -> list[str]:
+    """What each flag that fires in ``bd`` means, one line each."""
+    fired = dict.fromkeys(f for b in bd for f in b["flags"].split())
+    return [f"{f}: {FLAG_TEXT[f]}" for f in fired]
 
 
 def _fmt(v: Any) -> str:
@@ -82,7 +96,7 @@ def write_csv(path: Path, records: list[dict[str, Any]]) -> None:
             w.writerows(records)
 
 
-def plot_metric(rows: list[Row], metric: str, path: Path, flagged: set[str]) -> None:
+def plot_metric(rows: list[Row], metric: str, path: Path, flagged: dict[str, str]) -> None:
     """Metric vs bpp, one line per series; the uncompressed reference as a dashed line."""
     import matplotlib
 
@@ -92,7 +106,7 @@ def plot_metric(rows: list[Row], metric: str, path: Path, flagged: set[str]) -> 
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
     styles, markers = ("-", "--", ":", "-."), ("o", "s", "^", "D", "v", "x")
     for i, (series, c) in enumerate(curves(rows, metric).items()):
-        mark = " (non-monotonic)" if series in flagged else ""
+        mark = f" [{flagged[series]}]" if flagged.get(series) else ""
         ax.plot(c.rate, c.metric, ls=styles[i // 10 % 4], marker=markers[i % 6], ms=4, lw=1.4,
                 alpha=0.85, label=series + mark)  # styles keep coinciding series visible
     ref = next((r.values.get(metric) for r in rows if r.series == "reference"), None)
@@ -116,7 +130,7 @@ def write_report(rows: list[Row], out: Path, title: str, anchor: str, method: st
     write_csv(out / "bdrate.csv", bd)
     plots = {}
     for metric in bd_metrics(rows) + ["psnr_out", "lpips"]:  # lpips: lower is better, no BD-rate
-        flagged = {b["series"] for b in bd if b["metric"] == metric and not b["monotonic"]}
+        flagged = {b["series"]: b["flags"] for b in bd if b["metric"] == metric}
         if curves(rows, metric):
             plots[metric] = out / f"{metric.replace(':', '_')}_vs_bpp.png"
             plot_metric(rows, metric, plots[metric], flagged)
@@ -130,12 +144,12 @@ def write_report(rows: list[Row], out: Path, title: str, anchor: str, method: st
 
 def _markdown(title: str, anchor: str, info: dict[str, Any], summary: list[dict[str, Any]],
               bd: list[dict[str, Any]], plots: dict[str, Path]) -> str:
-    flagged = sorted({f"{b['series']} ({b['metric']})" for b in bd if not b["monotonic"]})
     parts = [f"# {title}\n", "".join(f"- {k}: {v}\n" for k, v in info.items()),
              f"\n## BD-rate vs anchor `{anchor}` (%, negative = fewer bits for the same metric)\n\n",
              markdown_table(_bd_pivot(bd)),
-             "\nNon-monotonic curves: " + (", ".join(flagged) if flagged else "none") + "\n",
-             "\n## Rate points\n\n", markdown_table(summary), "\n## Curves\n\n"]
+             "\nFlags (in brackets): " + ("; ".join(flag_legend(bd)) or "none") + "\n",
+             "\n## BD details (all interpolations, overlap, points used, BD-metric at equal rate)\n\n",
+             markdown_table(bd), "\n## Rate points\n\n", markdown_table(summary), "\n## Curves\n\n"]
     parts += [f"![{m}]({p.name})\n" for m, p in plots.items()]
     return "".join(parts)
 
@@ -145,7 +159,7 @@ def _bd_pivot(bd: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for b in bd:
         row = table.setdefault(b["series"], {"series": b["series"]})
         v = b["bd_rate_pct"]
-        row[b["metric"]] = ("n/a" if v is None else f"{v:+.2f}") + ("" if b["monotonic"] else " *")
+        row[b["metric"]] = ("n/a" if v is None else f"{v:+.2f}") + (f" [{b['flags']}]" if b["flags"] else "")
     return list(table.values())
 
 

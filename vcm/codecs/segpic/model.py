@@ -9,6 +9,15 @@ hyperprior + the shared ChARM.
 Prototypes are region means of the features: per segment of a training mask (``seg``), else
 per cell of a 4x4 grid (inference, no mask). Each level is coded through 1x1 convs + GDN and
 its own EntropyBottleneck, and counted in the rate. H and W must be multiples of 64.
+
+Deviations from the released ``sac.py`` (written down, not yet closed): the hyper synthesis is the
+shared layout of :mod:`vcm.codecs.entropy.hyper` (Cz -> ... -> M, last conv M -> M; released:
+first conv Cz -> Cz); each prototype coder is 1x1 convs + GDN over ``proto`` widths, the same
+at both levels (released: three convs, level-specific widths); in training the decoder sees the
+noisy z and prototypes (released: noise for the likelihood, straight-through rounding for the
+decoded value); the WAM's attention is a full Swin block (LayerNorm + MLP; STF's is x + W-MSA);
+the RAT's channel attention reduces by 4 (released: C -> C); BL's up-blocks use forward GDN
+(WACNN: inverse). Padding is centred replicate (STF: zeros).
 """
 
 from __future__ import annotations
@@ -112,7 +121,8 @@ class SegpicModel(CompressionModel):
         self.g_a2 = nn.Sequential(down(n, n), down(n, m), wam2())
         self.g_s1 = nn.Sequential(wam2(), up(m, n), up(n, n))
         self.g_s2 = nn.Sequential(wam1(), up(n, n), up(n, 32), nn.Conv2d(32, 3, 1))
-        self.protos1, self.protos2 = _Prototypes(n, cfg.proto), _Prototypes(m, cfg.proto)
+        if cfg.rat:  # BL has no prototypes (and DDP needs every parameter used)
+            self.protos1, self.protos2 = _Prototypes(n, cfg.proto), _Prototypes(m, cfg.proto)
         rats = ("rat_enc", "rat_dec", "rat_hyper", "rat_means", "rat_scales")
         for name, c in zip(rats, (n, n, m, m, m)):
             setattr(self, name, RegionAdaptiveTransform(c, c) if cfg.rat else None)
@@ -163,6 +173,8 @@ class SegpicModel(CompressionModel):
     @torch.no_grad()
     def compress(self, x: torch.Tensor) -> list[bytes]:
         """One image (B = 1, H, W multiples of 64) -> [y, z, p', p] strings ([y, z] for BL)."""
+        if x.shape[0] != 1:
+            raise ValueError(f"compress codes one image at a time, got a batch of {x.shape[0]}")
         y1 = self.g_a1(x)
         s1, p1 = self._code_protos(self.protos1, y1) if self.cfg.rat else (b"", None)
         y = self.g_a2(self._rat(self.rat_enc, y1, p1))

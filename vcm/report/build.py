@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import time
 from pathlib import Path
 
-from vcm.config import load_config
+from vcm.config import ComponentSpec, load_config
 from vcm.pipeline.runner import CONFIG_NAME, STORE_NAME, prepare
 from vcm.pipeline.store import ResultStore
 from vcm.report.aggregate import aggregate
@@ -36,7 +38,27 @@ def make_report(run_dir: str | Path, anchor: str | None = None) -> dict[str, Pat
             "BD interpolation": cfg.report.bd_method,
             "fidelity": _fidelity(cfg.eval.msssim, cfg.eval.lpips),
             "aggregation time (s)": round(time.perf_counter() - t, 1)}
-    return write_report(rows, run_dir / "report", f"vcm report: {cfg.name}", anchor, cfg.report.bd_method, info)
+    prov = run_dir / "provenance.json"
+    context = {"tasks": {t.label: t.type for t in exp.plan.tasks},
+               "grid": {k: [dataclasses.asdict(s) for s in specs] for k, specs in cfg.grid.items()},
+               "provenance": json.loads(prov.read_text()) if prov.is_file() else {},
+               "cautions": cautions(cfg.grid)}
+    return write_report(rows, run_dir / "report", f"vcm report: {cfg.name}", anchor, cfg.report.bd_method, info,
+                        context)
+
+
+ORACLES = {"gt": "ground-truth annotations", "coco_gt": "ground-truth annotations"}
+
+
+def cautions(grid: dict[str, list[ComponentSpec]]) -> list[str]:
+    """Warnings a reader must see first: masks drawn from ground truth are oracles."""
+    out = []
+    for key, specs in grid.items():
+        for spec in specs:
+            if spec.type in ORACLES:
+                out.append(f"{key} '{spec.label or spec.type}' comes from {ORACLES[spec.type]}: an oracle no "
+                           "deployed encoder has; series using it are upper bounds, not deployable results.")
+    return out
 
 
 def _fidelity(msssim: bool, lpips: str | None) -> str:

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import base64
 import csv
-import html
 import json
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 from vcm.report.aggregate import QUALITY_KEYS, RATE_KEYS, Row, finite
-from vcm.report.bdrate import FLAG_TEXT, METHODS, BDResult, Curve, bd_metric, bd_rate
+from vcm.report.bdrate import FLAG_TEXT, METHODS, Curve, bd_metric, bd_rate
+from vcm.report.html import page
 
 
 def metric_keys(rows: list[Row]) -> list[str]:
@@ -96,24 +95,46 @@ def write_csv(path: Path, records: list[dict[str, Any]]) -> None:
             w.writerows(records)
 
 
-def plot_metric(rows: list[Row], metric: str, path: Path, flagged: dict[str, str]) -> None:
-    """Metric vs bpp, one line per series; the uncompressed reference as a dashed line."""
+def series_styles(rows: list[Row]) -> dict[str, tuple[Any, str, str]]:
+    """(colour, marker, line style) per series, fixed by first appearance: the same in every plot."""
+    import matplotlib
+
+    colours = matplotlib.colormaps["tab10"].colors
+    names = list(dict.fromkeys(r.series for r in rows if r.series != "reference"))
+    markers, styles = ("o", "s", "^", "D", "v", "x"), ("-", "--", ":", "-.")
+    return {s: (colours[i % 10], markers[i % 6], styles[i // 10 % 4]) for i, s in enumerate(names)}
+
+
+def plot_title(metric: str, tasks: dict[str, str]) -> str:
+    """'segm_AP of yolov8n-seg (yolov8_seg) vs bpp'; fidelity metrics name the decoded image."""
+    label, _, name = metric.rpartition(":")
+    if name in QUALITY_KEYS:
+        return f"{name} of the decoded image vs bpp"
+    task = label or (next(iter(tasks)) if len(tasks) == 1 else "")
+    return f"{name} of {task} ({tasks[task]}) vs bpp" if task in tasks else f"{metric} vs bpp"
+
+
+def plot_metric(rows: list[Row], metric: str, path: Path, flagged: dict[str, str], title: str = "",
+                styles: dict[str, tuple[Any, str, str]] | None = None) -> None:
+    """Metric vs bpp, one line per series (fixed style per series); the uncompressed reference
+    as a dashed line; a series' flags in brackets in the legend."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    styles = styles or series_styles(rows)
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
-    styles, markers = ("-", "--", ":", "-."), ("o", "s", "^", "D", "v", "x")
-    for i, (series, c) in enumerate(curves(rows, metric).items()):
+    for series, c in curves(rows, metric).items():
+        colour, marker, ls = styles[series]
         mark = f" [{flagged[series]}]" if flagged.get(series) else ""
-        ax.plot(c.rate, c.metric, ls=styles[i // 10 % 4], marker=markers[i % 6], ms=4, lw=1.4,
-                alpha=0.85, label=series + mark)  # styles keep coinciding series visible
+        ax.plot(c.rate, c.metric, color=colour, ls=ls, marker=marker, ms=4, lw=1.4, alpha=0.85, label=series + mark)
     ref = next((r.values.get(metric) for r in rows if r.series == "reference"), None)
     if finite(ref):
         ax.axhline(float(ref), color="k", ls="--", lw=1, label="uncompressed")  # type: ignore[arg-type]
     ax.set_xlabel("bits per pixel (measured from bytes, side info included)")
     ax.set_ylabel(metric)
+    ax.set_title(title or f"{metric} vs bpp", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
@@ -122,21 +143,24 @@ def plot_metric(rows: list[Row], metric: str, path: Path, flagged: dict[str, str
 
 
 def write_report(rows: list[Row], out: Path, title: str, anchor: str, method: str,
-                 info: dict[str, Any]) -> dict[str, Path]:
-    """Write every report file under ``out``; returns name -> path."""
+                 info: dict[str, Any], context: dict[str, Any] | None = None) -> dict[str, Path]:
+    """Write every report file under ``out``; returns name -> path. ``context`` may hold
+    ``tasks`` (label -> type), ``grid`` (the config's grid), ``provenance`` and ``cautions``."""
+    ctx = context or {}
     out.mkdir(parents=True, exist_ok=True)
     summary, bd = summary_records(rows), bd_table(rows, anchor, method)
     write_csv(out / "summary.csv", summary)
     write_csv(out / "bdrate.csv", bd)
-    plots = {}
+    plots, styles = {}, series_styles(rows)
     for metric in bd_metrics(rows) + ["psnr_out", "lpips"]:  # lpips: lower is better, no BD-rate
         flagged = {b["series"]: b["flags"] for b in bd if b["metric"] == metric}
         if curves(rows, metric):
             plots[metric] = out / f"{metric.replace(':', '_')}_vs_bpp.png"
-            plot_metric(rows, metric, plots[metric], flagged)
+            plot_metric(rows, metric, plots[metric], flagged, plot_title(metric, ctx.get("tasks", {})), styles)
     md = _markdown(title, anchor, info, summary, bd, plots)
     (out / "report.md").write_text(md)
-    (out / "report.html").write_text(_html(title, md, plots))
+    (out / "report.html").write_text(page(title, anchor, method, info, ctx.get("cautions", []), bd, summary,
+                                          plots, ctx.get("grid", {}), ctx.get("provenance", {})))
     (out / "summary.json").write_text(json.dumps({"rows": summary, "bdrate": bd, "info": info}, indent=1))
     return {"md": out / "report.md", "html": out / "report.html", "csv": out / "summary.csv",
             "bdrate": out / "bdrate.csv", **{f"plot:{k}": v for k, v in plots.items()}}
@@ -161,15 +185,3 @@ def _bd_pivot(bd: list[dict[str, Any]]) -> list[dict[str, Any]]:
         v = b["bd_rate_pct"]
         row[b["metric"]] = ("n/a" if v is None else f"{v:+.2f}") + (f" [{b['flags']}]" if b["flags"] else "")
     return list(table.values())
-
-
-def _html(title: str, md: str, plots: dict[str, Path]) -> str:
-    """A self-contained page: the Markdown as preformatted tables plus embedded PNGs."""
-    imgs = "".join(
-        f'<h3>{html.escape(m)}</h3><img alt="{html.escape(m)}" src="data:image/png;base64,'
-        f'{base64.b64encode(p.read_bytes()).decode()}"/>' for m, p in plots.items())
-    body = html.escape(md.split("\n## Curves")[0])
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            "<style>body{font-family:sans-serif;margin:2em}pre{font-size:12px;overflow-x:auto}"
-            "img{max-width:100%}</style></head><body>"
-            f"<pre>{body}</pre><h2>Curves</h2>{imgs}</body></html>")

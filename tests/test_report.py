@@ -109,3 +109,32 @@ def test_semantic_and_pose_heads_through_the_report(tmp_path: Path, coco_root: s
     assert 0.0 < float(ref["pose:kp_AP"]) <= 1.0
     low, high = (r for r in rows if r["series"] != "reference")
     assert float(low["bpp"]) < float(high["bpp"]) and float(low["bpp_side"]) > 0
+
+
+def test_rereporting_reuses_scores_works_anywhere_and_exports(tmp_path: Path, coco_root: str,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second report (new anchor, new method, from another folder) runs no COCOeval pass; a
+    cached `vcm run` leaves the report alone; `vcm export` writes one row per record."""
+    import csv
+
+    from vcm.cli import main
+    from vcm.metrics import coco as coco_metrics
+    from vcm.report import aggregate as agg
+
+    cfg = tiny_config(tmp_path, coco_root, report={"anchor": "none/jpeg-full"})
+    exp = prepare(parse_experiment(cfg))
+    run(exp, progress=False)
+    first = make_report(exp.run_dir)["bdrate"].read_text()
+    calls = []
+    monkeypatch.setattr(agg, "coco_ap", lambda *a, **k: calls.append(1) or coco_metrics.coco_ap(*a, **k))
+    monkeypatch.chdir(tmp_path.parent)  # elsewhere: relative paths resolve from the run's folder
+    files = make_report(tmp_path / "run", anchor="gt/jpeg-masked", method="akima")
+    assert calls == [] and "BD interpolation | akima" not in first
+    assert "anchor `gt/jpeg-masked`" in files["md"].read_text() and "akima" in files["md"].read_text()
+    make_report(tmp_path / "run")  # back to the config's anchor and method: the report is current
+    from vcm.report.build import report_is_current
+
+    assert report_is_current(tmp_path / "run") and calls == []
+    assert main(["export", str(tmp_path / "run")]) == 0
+    rows = list(csv.DictReader((tmp_path / "run" / "records.csv").open()))
+    assert len(rows) == 3 * (8 + 1) and {"sample_id", "series", "point", "bpp", "ms_encode"} <= set(rows[0])

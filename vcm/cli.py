@@ -1,4 +1,5 @@
-"""Command line: ``vcm run CONFIG [key=value ...]``, ``vcm train CONFIG``, ``vcm report RUN_DIR``, ``vcm list``."""
+"""Command line: ``vcm run CONFIG [key=value ...]``, ``vcm train CONFIG``, ``vcm report RUN_DIR``,
+``vcm export RUN_DIR``, ``vcm list``."""
 
 from __future__ import annotations
 
@@ -20,6 +21,11 @@ def _parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="write the report of a run folder")
     rep.add_argument("run_dir")
     rep.add_argument("--anchor", help="series BD-rates are computed against")
+    rep.add_argument("--method", choices=["pchip", "akima", "cubic"], help="headline BD interpolation")
+    rep.add_argument("--no-progress", action="store_true")
+    ex = sub.add_parser("export", help="write a run's per-image records as CSV")
+    ex.add_argument("run_dir")
+    ex.add_argument("-o", "--output", help="CSV path (default RUN_DIR/records.csv)")
     t = sub.add_parser("train", help="train a learned codec's rate points (resumes where it stopped)")
     t.add_argument("config")
     t.add_argument("overrides", nargs="*", help="config overrides, e.g. rates.0.steps=100")
@@ -40,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides += overrides  # overrides may also follow the flags
     warnings.filterwarnings("ignore", message=".*torch.jit.script.*")  # compressai import noise
     try:
-        return {"run": _run, "report": _report, "train": _train, "list": _list}[args.cmd](args)
+        return {"run": _run, "report": _report, "train": _train, "list": _list, "export": _export}[args.cmd](args)
     except (ValueError, KeyError, FileNotFoundError, ImportError) as e:
         print(f"vcm {args.cmd}: error: {e}", file=sys.stderr)
         return 2
@@ -60,7 +66,12 @@ def _run(args: argparse.Namespace) -> int:
     print(f"results: {run_dir / 'results.sqlite'}: {summary.computed} items computed, "
           f"{summary.skipped} already done ({time.perf_counter() - t:.1f} s)")
     if not args.no_report:
-        args.run_dir, args.anchor = str(run_dir), None
+        from vcm.report.build import report_is_current
+
+        if summary.computed == 0 and report_is_current(run_dir):
+            print(f"report: {run_dir / 'report' / 'report.html'} (up to date: nothing new was computed)")
+            return 0
+        args.run_dir, args.anchor, args.method = str(run_dir), None, None
         return _report(args)
     return 0
 
@@ -78,9 +89,17 @@ def _train(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from vcm.report.build import make_report
 
-    files = make_report(args.run_dir, anchor=args.anchor)
+    files = make_report(args.run_dir, anchor=args.anchor, method=args.method, progress=not args.no_progress)
     print(f"report: {files['html']}")
     print(files["md"].read_text().split("\n## Rate points")[0])
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from vcm.report.export import export_records
+
+    path, n = export_records(args.run_dir, args.output)
+    print(f"{n} records: {path}")
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -63,6 +64,7 @@ def run(exp: Experiment, progress: bool = True) -> RunSummary:
     (exp.run_dir / "provenance.json").write_text(json.dumps(provenance(), indent=2))
     store = ResultStore(exp.run_dir / STORE_NAME)
     try:
+        store.set_meta("cwd", os.getcwd())  # relative paths of the config resolve from here
         done = store.done()
         units, total, computed = [], 0, 0
         for sid in exp.dataset.ids():

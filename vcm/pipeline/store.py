@@ -21,6 +21,7 @@ CREATE TABLE IF NOT EXISTS items (
     point_key TEXT NOT NULL,
     record BLOB NOT NULL       -- zlib-compressed JSON
 );
+CREATE TABLE IF NOT EXISTS scores (key TEXT PRIMARY KEY, value TEXT NOT NULL);  -- dataset-level task scores
 """
 
 
@@ -65,6 +66,15 @@ class ResultStore:
     def meta(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
+
+    def score(self, key: str) -> dict[str, Any] | None:
+        """A cached dataset-level score (e.g. one point's COCOeval APs), or None."""
+        row = self.db.execute("SELECT value FROM scores WHERE key = ?", (key,)).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def put_score(self, key: str, value: dict[str, Any]) -> None:
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO scores VALUES (?, ?)", (key, json.dumps(value)))
 
     def close(self) -> None:
         self.db.close()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from vcm.metrics.coco import IOU_TYPES, coco_ap, pseudo_ground_truth
 from vcm.metrics.quality import PSNR_CAP
@@ -40,8 +43,9 @@ def task_kinds(exp: Experiment) -> dict[str, str]:
     return {t.label: component_class(TASKS.get(t.type)).task_kind for t in exp.plan.tasks}
 
 
-def aggregate(exp: Experiment, store: ResultStore) -> list[Row]:
-    """Rows for the reference and for every planned point with at least one image done."""
+def aggregate(exp: Experiment, store: ResultStore, progress: bool = False) -> list[Row]:
+    """Rows for the reference and for every planned point with at least one image done; task
+    scores (COCOeval, mIoU) are cached in ``store`` per point and image set."""
     wanted = {p.key: p for p in exp.plan.points}
     ids = set(exp.dataset.ids())
     by_point: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
@@ -49,14 +53,14 @@ def aggregate(exp: Experiment, store: ResultStore) -> list[Row]:
         if sid in ids and (key in wanted or key == REFERENCE):
             by_point[key][sid] = rec
     reference = by_point.get(REFERENCE, {})
-    scorer = TaskScorer(exp, reference)
-    rows = [Row("reference", "uncompressed", len(reference), scorer.score(reference))]
-    for key, point in wanted.items():
+    scorer = TaskScorer(exp, reference, store)
+    rows = [Row("reference", "uncompressed", len(reference), scorer.score(reference, REFERENCE))]
+    for key, point in tqdm(wanted.items(), desc="scoring", unit="point", disable=not progress, leave=False):
         recs = by_point.get(key)
         if recs:
             values: dict[str, float | None] = {k: _mean([r.get(k) for r in recs.values()]) for k in RATE_KEYS + QUALITY_KEYS}
             values.update(_timings(recs))
-            values.update(scorer.score(recs))
+            values.update(scorer.score(recs, key))
             rows.append(Row(point.series, point.point, len(recs), values))
     return rows
 
@@ -76,13 +80,28 @@ def _mean(xs: list[Any]) -> float | None:
 class TaskScorer:
     """Scores a set of per-image records against ground truth (or the reference: pseudo-GT)."""
 
-    def __init__(self, exp: Experiment, reference: dict[str, dict[str, Any]]) -> None:
-        self.exp, self.reference, self.kinds = exp, reference, task_kinds(exp)
+    def __init__(self, exp: Experiment, reference: dict[str, dict[str, Any]], store: ResultStore | None = None) -> None:
+        self.exp, self.reference, self.kinds, self.store = exp, reference, task_kinds(exp), store
         self.pseudo = exp.config.eval.pseudo_gt
         self._ids = {sid: i + 1 for i, sid in enumerate(sorted(reference))}  # pseudo-GT image ids
         self._gt: dict[tuple[str, str], Any] = {}
 
-    def score(self, recs: dict[str, dict[str, Any]]) -> dict[str, float | None]:
+    def score(self, recs: dict[str, dict[str, Any]], point_key: str = "") -> dict[str, float | None]:
+        """Task scores of one point's records, from the store's cache when the same point, images
+        and scoring settings were scored before."""
+        ev = self.exp.config.eval
+        blob = json.dumps([point_key, sorted(recs), self.kinds, ev.category_ids, ev.pseudo_gt, ev.pseudo_gt_min_score,
+                           sorted(self.reference) if ev.pseudo_gt else None], default=str)
+        key = hashlib.sha1(blob.encode()).hexdigest()
+        cached = self.store.score(key) if self.store and point_key else None
+        if cached is not None:
+            return cached
+        out = self._score(recs)
+        if self.store and point_key:
+            self.store.put_score(key, out)
+        return out
+
+    def _score(self, recs: dict[str, dict[str, Any]]) -> dict[str, float | None]:
         out: dict[str, float | None] = {}
         for label, kind in self.kinds.items():
             prefix = f"{label}:" if len(self.kinds) > 1 else ""

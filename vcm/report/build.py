@@ -4,38 +4,66 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from vcm.config import ComponentSpec, load_config
+from vcm.config import ComponentSpec, ExperimentConfig, load_config
 from vcm.pipeline.runner import CONFIG_NAME, STORE_NAME, prepare
 from vcm.pipeline.store import ResultStore
 from vcm.report.aggregate import aggregate
+from vcm.report.bdrate import METHODS
 from vcm.report.render import write_report
 
 
-def make_report(run_dir: str | Path, anchor: str | None = None) -> dict[str, Path]:
-    """Aggregate ``run_dir`` and write ``run_dir/report``; returns the written files."""
-    run_dir = Path(run_dir)
+@contextmanager
+def run_cwd(store: ResultStore) -> Iterator[None]:
+    """Work in the folder the run was made from (relative weights, pipeline and ``VCM_ASSETS``
+    paths resolve as they did then), so ``vcm report`` works from any directory."""
+    cwd, here = store.meta("cwd"), os.getcwd()
+    os.chdir(cwd if cwd and Path(cwd).is_dir() else here)
+    try:
+        yield
+    finally:
+        os.chdir(here)
+
+
+def open_run(run_dir: str | Path) -> tuple[ExperimentConfig, ResultStore]:
+    run_dir = Path(run_dir).resolve()
     cfg_path, db = run_dir / CONFIG_NAME, run_dir / STORE_NAME
     if not cfg_path.is_file() or not db.is_file():
         raise FileNotFoundError(f"{run_dir} is not a vcm run folder (needs {CONFIG_NAME} and {STORE_NAME})")
-    cfg = load_config(cfg_path)
-    exp = prepare(cfg, base_dir=Path.cwd())
-    series = exp.plan.series()
-    anchor = anchor or cfg.report.anchor or series[0]
-    if anchor not in series:
-        raise ValueError(f"anchor {anchor!r} is not a series of this run; series: {', '.join(series)}")
-    t = time.perf_counter()
-    store = ResultStore(db)
+    return load_config(cfg_path), ResultStore(db)
+
+
+def make_report(run_dir: str | Path, anchor: str | None = None, method: str | None = None,
+                progress: bool = False) -> dict[str, Path]:
+    """Aggregate ``run_dir`` and write ``run_dir/report``; returns the written files. Task scores
+    come from the run store's cache when already computed (a new anchor or method costs no
+    COCOeval pass)."""
+    run_dir = Path(run_dir).resolve()
+    signature = _signature(run_dir, anchor, method)
+    cfg, store = open_run(run_dir)
     try:
-        rows = aggregate(exp, store)
+        with run_cwd(store):
+            exp = prepare(cfg, base_dir=Path.cwd())
+            series = exp.plan.series()
+            anchor = anchor or cfg.report.anchor or series[0]
+            if anchor not in series:
+                raise ValueError(f"anchor {anchor!r} is not a series of this run; series: {', '.join(series)}")
+            method = method or cfg.report.bd_method
+            if method not in METHODS:
+                raise ValueError(f"BD interpolation must be one of {', '.join(METHODS)}, got {method!r}")
+            t = time.perf_counter()
+            rows = aggregate(exp, store, progress)
     finally:
         store.close()
     info = {"config": cfg.name, "dataset": f"{cfg.dataset.type} ({len(exp.dataset.ids())} images)",
             "tasks": ", ".join(t.label for t in exp.plan.tasks),
             "scoring": "pseudo-GT (uncompressed predictions)" if cfg.eval.pseudo_gt else "ground truth",
-            "BD interpolation": cfg.report.bd_method,
+            "BD interpolation": method,
             "fidelity": _fidelity(cfg.eval.msssim, cfg.eval.lpips),
             "aggregation time (s)": round(time.perf_counter() - t, 1)}
     prov = run_dir / "provenance.json"
@@ -43,8 +71,31 @@ def make_report(run_dir: str | Path, anchor: str | None = None) -> dict[str, Pat
                "grid": {k: [dataclasses.asdict(s) for s in specs] for k, specs in cfg.grid.items()},
                "provenance": json.loads(prov.read_text()) if prov.is_file() else {},
                "cautions": cautions(cfg.grid)}
-    return write_report(rows, run_dir / "report", f"vcm report: {cfg.name}", anchor, cfg.report.bd_method, info,
-                        context)
+    files = write_report(rows, run_dir / "report", f"vcm report: {cfg.name}", anchor, method, info, context)
+    (run_dir / "report" / SIGNATURE).write_text(signature)
+    return files
+
+
+SIGNATURE = ".inputs"  # what the report was made from: a cached `vcm run` with the same skips it
+
+
+def _signature(run_dir: Path, anchor: str | None = None, method: str | None = None) -> str:
+    """The config, the record count and the anchor / method asked for (None: the config's)."""
+    _, store = open_run(run_dir)
+    try:
+        n = store.db.execute("SELECT COUNT(*) FROM items").fetchone()[0]
+    finally:
+        store.close()
+    return f"{(run_dir / CONFIG_NAME).read_text()}\nitems={n}\nanchor={anchor}\nmethod={method}\n"
+
+
+def report_is_current(run_dir: str | Path) -> bool:
+    """True when ``run_dir/report`` was written from this config and this many records, with the
+    config's own anchor and method."""
+    run_dir = Path(run_dir).resolve()
+    sig = run_dir / "report" / SIGNATURE
+    current = sig.is_file() and (run_dir / "report" / "report.html").is_file()
+    return current and sig.read_text() == _signature(run_dir)
 
 
 ORACLES = {"gt": "ground-truth annotations", "coco_gt": "ground-truth annotations"}

@@ -37,8 +37,32 @@ def _prepare(tmp_path: Path, coco_root: str, nodes: dict | None = None, **over: 
 def test_valid_graph_builds(tmp_path: Path, coco_root: str) -> None:
     exp = _prepare(tmp_path, coco_root, BASE)
     assert [n.name for n in exp.graph.nodes] == ["mask", "encode", "decode", "task"]
-    assert len(exp.plan.points) == 8 and exp.plan.series() == [
-        "none/jpeg-full", "none/jpeg-masked", "gt/jpeg-full", "gt/jpeg-masked"]
+    assert len(exp.plan.points) == 4 and exp.plan.series() == ["jpeg-full", "gt/jpeg-masked"]
+    assert dict(exp.plan.aliases) == {"none/jpeg-full": "jpeg-full", "none/jpeg-masked": "jpeg-full",
+                                      "gt/jpeg-full": "jpeg-full"}
+
+
+def test_one_series_per_distinct_computation(tmp_path: Path, coco_root: str) -> None:
+    """A full-frame codec does not depend on the mask, nor on what the mask depends on (a
+    structure chain); a masked codec under the full mask is the full-frame codec when the grid
+    has it, else it keeps its own series; different fills under a real mask stay apart."""
+    repo = Path(__file__).resolve().parents[1]
+    grid = {"structure": [{"type": "gt"}, {"type": "none", "label": "nostruct"}],
+            "mask": [{"type": "none"}, {"type": "damask", "visible_ratio": 0.5}],
+            "codec": [{"type": "jpeg", "mode": "full", "sweep": {"quality": [20, 60]}},
+                      {"type": "jpeg", "mode": "masked", "fill": "blur", "label": "blur", "sweep": {"quality": [20, 60]}},
+                      {"type": "jpeg", "mode": "masked", "fill": "mean", "label": "mean", "sweep": {"quality": [20, 60]}}],
+            "task": [{"type": "yolov8_seg"}]}
+    exp = prepare(parse_experiment({**tiny_config(tmp_path, coco_root), "grid": grid,
+                                    "pipeline": str(repo / "pipelines" / "structured_mask_codec_task.yaml")}))
+    assert exp.plan.series() == ["jpeg-full", "gt/damask/blur", "gt/damask/mean", "nostruct/damask/blur",
+                                 "nostruct/damask/mean"]
+    assert exp.plan.resolve("nostruct/none/mean") == "jpeg-full" and exp.plan.resolve("gt/none/jpeg-full") == "jpeg-full"
+    alone = dict(grid, codec=grid["codec"][1:], structure=grid["structure"][:1])
+    exp = prepare(parse_experiment({**tiny_config(tmp_path, coco_root), "grid": alone,
+                                    "pipeline": str(repo / "pipelines" / "structured_mask_codec_task.yaml")}))
+    assert exp.plan.series() == ["none/blur", "damask/blur", "damask/mean"]  # no full-frame series to alias to
+    assert exp.plan.resolve("none/mean") == "none/blur"
 
 
 @pytest.mark.parametrize("change, message", [
@@ -86,7 +110,7 @@ def test_missing_template_and_unknown_template_key(tmp_path: Path) -> None:
 def test_exclude_skips_matching_combinations(tmp_path: Path, coco_root: str) -> None:
     exp = _prepare(tmp_path, coco_root, BASE, exclude=[{"mask": "gt", "codec": "*-full"},
                                                        {"mask": ["none"], "codec": "jpeg-masked"}])
-    assert exp.plan.series() == ["none/jpeg-full", "gt/jpeg-masked"]
+    assert exp.plan.series() == ["jpeg-full", "gt/jpeg-masked"]
     with pytest.raises(Exception, match="unknown grid key"):
         _prepare(tmp_path, coco_root, BASE, exclude=[{"masks": "gt"}])
     with pytest.raises(Exception, match="no points"):

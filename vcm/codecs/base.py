@@ -94,6 +94,17 @@ class FrameCodec:
     def uses_mask(self) -> bool:
         return self.mode == "masked"
 
+    @staticmethod
+    def ignored_inputs(params: Mapping[str, Any]) -> frozenset[str]:
+        """Input ports the codec built with ``params`` does not read: full frame ignores the mask."""
+        return frozenset({"mask"}) if params.get("mode", "full") == "full" else frozenset()
+
+    @staticmethod
+    def full_frame_params(params: Mapping[str, Any]) -> dict[str, Any]:
+        """The params of the full-frame codec that codes what this one codes under a full mask
+        (the masked mode's fill settings then change nothing)."""
+        return {k: v for k, v in params.items() if k not in ("fill", "fill_value", "blur_sigma")} | {"mode": "full"}
+
     def encode(self, *, image: np.ndarray, mask: Mask | None = None) -> Bitstream:
         h, w = check_image(image).shape[:2]
         side, unit = b"", mask.unit if mask is not None else DEFAULT_UNIT

@@ -18,6 +18,8 @@ class FullMask:
     input_ports: ClassVar[Mapping[str, str]] = {"image": "image"}
     optional_ports: ClassVar[frozenset[str]] = frozenset()
 
+    covers_all: ClassVar[bool] = True  # a masked codec under this mask codes the full frame
+
     def __init__(self, *, unit: int = DEFAULT_UNIT) -> None:
         self.unit = unit
 

@@ -164,9 +164,7 @@ class SampleWorker:
         enc = self.graph.by_kind("encode")[0]
         bs: Bitstream = values[enc.name]
         dec: Decoded = values[self.graph.by_kind("decode")[0].name]
-        mask: Mask | None = dec.mask
-        if mask is None and "mask" in enc.inputs:
-            mask = values[enc.inputs["mask"]]
+        mask: Mask | None = dec.mask  # what the codec coded (None: the whole frame)
         px = h * w
         rec: dict[str, Any] = {
             "height": h, "width": w, "coco_id": sample.coco_id,
@@ -181,7 +179,7 @@ class SampleWorker:
         }
         keep = mask.coded_pixels() if mask is not None else np.ones((h, w), bool)
         rec["psnr_in"] = psnr(sample.image, dec.image, keep)
-        rec["psnr_out"] = psnr(sample.image, dec.image, ~keep)
+        rec["psnr_out"] = psnr(sample.image, dec.image, ~keep) if (~keep).any() else None
         return rec
 
 

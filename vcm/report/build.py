@@ -50,7 +50,7 @@ def make_report(run_dir: str | Path, anchor: str | None = None, method: str | No
         with run_cwd(store):
             exp = prepare(cfg, base_dir=Path.cwd())
             series = exp.plan.series()
-            anchor = anchor or cfg.report.anchor or series[0]
+            anchor = exp.plan.resolve(anchor or cfg.report.anchor or series[0])
             if anchor not in series:
                 raise ValueError(f"anchor {anchor!r} is not a series of this run; series: {', '.join(series)}")
             method = method or cfg.report.bd_method
@@ -64,6 +64,7 @@ def make_report(run_dir: str | Path, anchor: str | None = None, method: str | No
             "tasks": ", ".join(t.label for t in exp.plan.tasks),
             "scoring": "pseudo-GT (uncompressed predictions)" if cfg.eval.pseudo_gt else "ground truth",
             "BD interpolation": method,
+            "same computation, reported once": "; ".join(f"{a} = {b}" for a, b in exp.plan.aliases) or "none",
             "fidelity": _fidelity(cfg.eval.msssim, cfg.eval.lpips),
             "aggregation time (s)": round(time.perf_counter() - t, 1)}
     prov = run_dir / "provenance.json"

@@ -54,7 +54,9 @@ def test_report_files_and_tables(tmp_path: Path, coco_root: str) -> None:
     md = files["md"].read_text()
     assert "BD-rate vs anchor `jpeg-full`" in md and "gt/jpeg-masked" in md  # none/jpeg-full: an alias
     assert "none/jpeg-masked = jpeg-full" in md
-    assert "data:image/png;base64," in files["html"].read_text()
+    page = files["html"].read_text()
+    assert "data:image/png;base64," in page and page.count("data:image/jpeg;base64,") == 2  # gallery: 2 images
+    assert "<table class=\"sortable\">" in page and "an oracle no deployed encoder has" in page
     bd = files["bdrate"].read_text().splitlines()
     assert bd[0].startswith("series,metric,anchor,bd_rate_pct,bd_rate_cubic,bd_rate_pchip,bd_rate_akima,overlap_pct")
     rows = list(__import__("csv").DictReader(files["bdrate"].open()))

@@ -77,6 +77,7 @@ class ReportConfig:
     anchor: str | None = None         # series label BD-rates are computed against (default: first)
     bd_method: str = "pchip"          # headline BD interpolation: pchip (JVET / MPEG CTC) | akima | cubic
     formats: tuple[str, ...] = ("png", "md", "csv", "html")
+    gallery: int = 2                  # images shown decoded by every series in the HTML report (0: none)
 
     def __post_init__(self) -> None:
         if self.bd_method not in ("pchip", "akima", "cubic"):

@@ -122,7 +122,10 @@ class SampleWorker:
                 todo += list(by_name[name].inputs.values())
         return seen
 
-    def _evaluate(self, sample: Sample, point: Point, memo: dict[Any, Any]) -> dict[str, Any]:
+    def node_values(self, sample: Sample, point: Point, memo: dict[Any, Any]
+                    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, float]]:
+        """Every non-task node's output for one point (memoised in ``memo``): values, their
+        memo keys, and seconds per node."""
         values: dict[str, Any] = {"image": sample.image, "annotations": sample.annotations,
                                   "sample_id": sample.id}
         keys: dict[str, Any] = {k: k for k in values}
@@ -138,6 +141,10 @@ class SampleWorker:
                 memo[key] = (out, time.perf_counter() - t)
             values[node.name], timings[node.name] = memo[key]
             keys[node.name] = key
+        return values, keys, timings
+
+    def _evaluate(self, sample: Sample, point: Point, memo: dict[Any, Any]) -> dict[str, Any]:
+        values, keys, timings = self.node_values(sample, point, memo)
         record = self._rate_and_quality(sample, values)
         record["predictions"] = {}
         for node in self.graph.by_kind("task"):

@@ -11,10 +11,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from vcm.config import ComponentSpec, ExperimentConfig, load_config
+from vcm.device import resolve_device
 from vcm.pipeline.runner import CONFIG_NAME, STORE_NAME, prepare
 from vcm.pipeline.store import ResultStore
 from vcm.report.aggregate import aggregate
 from vcm.report.bdrate import METHODS
+from vcm.report.gallery import gallery
 from vcm.report.render import write_report
 
 
@@ -58,6 +60,7 @@ def make_report(run_dir: str | Path, anchor: str | None = None, method: str | No
                 raise ValueError(f"BD interpolation must be one of {', '.join(METHODS)}, got {method!r}")
             t = time.perf_counter()
             rows = aggregate(exp, store, progress)
+            shots = gallery(exp, _report_dir(run_dir), cfg.report.gallery, resolve_device(cfg.device))
     finally:
         store.close()
     info = {"config": cfg.name, "dataset": f"{cfg.dataset.type} ({len(exp.dataset.ids())} images)",
@@ -71,10 +74,15 @@ def make_report(run_dir: str | Path, anchor: str | None = None, method: str | No
     context = {"tasks": {t.label: t.type for t in exp.plan.tasks},
                "grid": {k: [dataclasses.asdict(s) for s in specs] for k, specs in cfg.grid.items()},
                "provenance": json.loads(prov.read_text()) if prov.is_file() else {},
-               "cautions": cautions(cfg.grid)}
+               "cautions": cautions(cfg.grid), "gallery": shots}
     files = write_report(rows, run_dir / "report", f"vcm report: {cfg.name}", anchor, method, info, context)
     (run_dir / "report" / SIGNATURE).write_text(signature)
     return files
+
+
+def _report_dir(run_dir: Path) -> Path:
+    (run_dir / "report").mkdir(parents=True, exist_ok=True)
+    return run_dir / "report"
 
 
 SIGNATURE = ".inputs"  # what the report was made from: a cached `vcm run` with the same skips it

@@ -8,6 +8,7 @@ import base64
 import html
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ def num(v: Any) -> str:
     """3 significant digits, no exponent for ordinary magnitudes; '' for None."""
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return ""
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
+    if isinstance(v, (bool, int)) or not isinstance(v, float):
         return str(v)
     if v == 0 or 1e-4 <= abs(v) < 1e6:
         digits = max(0, 2 - math.floor(math.log10(abs(v)))) if v else 0
@@ -72,8 +73,8 @@ def bd_section(bd: list[dict[str, Any]], metric: str) -> str:
 
 
 def _image(path: Path, alt: str) -> str:
-    data = base64.b64encode(path.read_bytes()).decode()
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"/>'
+    data, kind = base64.b64encode(path.read_bytes()).decode(), "jpeg" if path.suffix == ".jpg" else "png"
+    return f'<img alt="{html.escape(alt)}" src="data:image/{kind};base64,{data}"/>'
 
 
 def summary_rows(summary: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -99,7 +100,7 @@ def settings_rows(grid: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]
 
 def page(title: str, anchor: str, method: str, info: dict[str, Any], cautions: list[str],
          bd: list[dict[str, Any]], summary: list[dict[str, Any]], plots: dict[str, Path],
-         grid: dict[str, list[dict[str, Any]]], provenance: dict[str, Any]) -> str:
+         grid: dict[str, list[dict[str, Any]]], provenance: dict[str, Any], shots: Sequence[Path] = ()) -> str:
     """The whole page as one string (images embedded)."""
     esc = html.escape
     parts = [f"<h1>{esc(title)}</h1>"]
@@ -114,6 +115,10 @@ def page(title: str, anchor: str, method: str, info: dict[str, Any], cautions: l
                                                        "no anchor curve).</p>") + _image(path, metric))
     parts.append("<h2>Rate points</h2><p>Means over the images; bpp from the bytes (header + side info + "
                  "payload) over the image area.</p>" + table(summary_rows(summary)))
+    if shots:
+        parts.append("<h2>Decoded images</h2><p>Original, then each series at its middle rate point (this "
+                     "image's bpp and PSNR); green: the boundary of the region the codec coded.</p>"
+                     + "".join(_image(p, p.stem) for p in shots))
     parts.append("<h2>Settings</h2>" + table(settings_rows(grid)))
     parts.append("<h2>Provenance</h2><pre>" + esc(json.dumps(provenance, indent=1)) + "</pre>")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(title)}</title><style>{CSS}</style>"

@@ -160,7 +160,8 @@ def write_report(rows: list[Row], out: Path, title: str, anchor: str, method: st
     md = _markdown(title, anchor, info, summary, bd, plots)
     (out / "report.md").write_text(md)
     (out / "report.html").write_text(page(title, anchor, method, info, ctx.get("cautions", []), bd, summary,
-                                          plots, ctx.get("grid", {}), ctx.get("provenance", {})))
+                                          plots, ctx.get("grid", {}), ctx.get("provenance", {}),
+                                          ctx.get("gallery", [])))
     (out / "summary.json").write_text(json.dumps({"rows": summary, "bdrate": bd, "info": info}, indent=1))
     return {"md": out / "report.md", "html": out / "report.html", "csv": out / "summary.csv",
             "bdrate": out / "bdrate.csv", **{f"plot:{k}": v for k, v in plots.items()}}

@@ -141,3 +141,13 @@ def test_rereporting_reuses_scores_works_anywhere_and_exports(tmp_path: Path, co
     assert main(["export", str(tmp_path / "run")]) == 0
     rows = list(csv.DictReader((tmp_path / "run" / "records.csv").open()))
     assert len(rows) == 3 * (4 + 1) and {"sample_id", "series", "point", "bpp", "ms_encode"} <= set(rows[0])
+
+
+def test_bpp_mean_of_images_and_pooled() -> None:
+    """A small image at 2 bpp and a 3x larger one at 1 bpp: mean 1.5, pooled 1.25."""
+    from vcm.report.aggregate import bpp_values
+
+    recs = {"a": {"bpp": 2.0, "height": 10, "width": 10, "bytes": {"total": 25}},
+            "b": {"bpp": 1.0, "height": 30, "width": 10, "bytes": {"total": 37.5}}}
+    assert bpp_values(recs, "mean") == {"bpp": 1.5, "bpp_mean": 1.5, "bpp_pooled": 1.25}
+    assert bpp_values(recs, "pooled")["bpp"] == 1.25

@@ -78,10 +78,13 @@ class ReportConfig:
     bd_method: str = "pchip"          # headline BD interpolation: pchip (JVET / MPEG CTC) | akima | cubic
     formats: tuple[str, ...] = ("png", "md", "csv", "html")
     gallery: int = 2                  # images shown decoded by every series in the HTML report (0: none)
+    bpp: str = "mean"                 # rate of curves and BD: mean of per-image bpp | pooled (bits / pixels)
 
     def __post_init__(self) -> None:
         if self.bd_method not in ("pchip", "akima", "cubic"):
             raise ConfigError(f"report.bd_method must be pchip, akima or cubic, got {self.bd_method!r}")
+        if self.bpp not in ("mean", "pooled"):
+            raise ConfigError(f"report.bpp must be mean or pooled, got {self.bpp!r}")
 
 
 @dataclass(frozen=True)

@@ -59,10 +59,20 @@ def aggregate(exp: Experiment, store: ResultStore, progress: bool = False) -> li
         recs = by_point.get(key)
         if recs:
             values: dict[str, float | None] = {k: _mean([r.get(k) for r in recs.values()]) for k in RATE_KEYS + QUALITY_KEYS}
+            values.update(bpp_values(recs, exp.config.report.bpp))
             values.update(_timings(recs))
             values.update(scorer.score(recs, key))
             rows.append(Row(point.series, point.point, len(recs), values))
     return rows
+
+
+def bpp_values(recs: dict[str, dict[str, Any]], convention: str) -> dict[str, float | None]:
+    """``bpp_mean`` (mean of the images' bpp), ``bpp_pooled`` (all bits over all pixels, MPEG's
+    convention) and ``bpp``, the one ``convention`` picks for curves and BD values."""
+    mean = _mean([r.get("bpp") for r in recs.values()])
+    pixels = sum(r["height"] * r["width"] for r in recs.values())
+    pooled = 8 * sum(r["bytes"]["total"] for r in recs.values()) / pixels if pixels else None
+    return {"bpp": pooled if convention == "pooled" else mean, "bpp_mean": mean, "bpp_pooled": pooled}
 
 
 def _timings(recs: dict[str, dict[str, Any]]) -> dict[str, float | None]:

@@ -67,6 +67,8 @@ def make_report(run_dir: str | Path, anchor: str | None = None, method: str | No
             "tasks": ", ".join(t.label for t in exp.plan.tasks),
             "scoring": "pseudo-GT (uncompressed predictions)" if cfg.eval.pseudo_gt else "ground truth",
             "BD interpolation": method,
+            "bpp": "pooled: all bytes x 8 / all pixels (MPEG)" if cfg.report.bpp == "pooled"
+                   else "mean of the images' bpp (bytes x 8 / pixels, header and side info included)",
             "same computation, reported once": "; ".join(f"{a} = {b}" for a, b in exp.plan.aliases) or "none",
             "fidelity": _fidelity(cfg.eval.msssim, cfg.eval.lpips),
             "aggregation time (s)": round(time.perf_counter() - t, 1)}

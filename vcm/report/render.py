@@ -18,7 +18,7 @@ def metric_keys(rows: list[Row]) -> list[str]:
     keys: dict[str, None] = {}
     for r in rows:
         for k in r.values:
-            if k not in RATE_KEYS and k not in QUALITY_KEYS and not k.startswith("ms_"):
+            if k not in RATE_KEYS + ("bpp_mean", "bpp_pooled") and k not in QUALITY_KEYS and not k.startswith("ms_"):
                 keys[k] = None
     return list(keys)
 
@@ -82,7 +82,7 @@ def markdown_table(records: list[dict[str, Any]]) -> str:
 
 def summary_records(rows: list[Row]) -> list[dict[str, Any]]:
     timing = list(dict.fromkeys(k for r in rows for k in r.values if k.startswith("ms_")))
-    keys = list(RATE_KEYS) + list(QUALITY_KEYS) + metric_keys(rows) + timing
+    keys = ["bpp", "bpp_mean", "bpp_pooled"] + list(RATE_KEYS[1:]) + list(QUALITY_KEYS) + metric_keys(rows) + timing
     return [{"series": r.series, "point": r.point, "images": r.images, **{k: r.values.get(k) for k in keys}}
             for r in rows]
 

@@ -42,3 +42,26 @@ def test_lpips_reads_a_local_alexnet(tmp_path: Path) -> None:
     torch.save({"features.0.weight": torch.zeros(1)}, tmp_path / "bad.pth")
     with pytest.raises(ValueError, match="not a torchvision AlexNet"):
         Lpips(str(tmp_path / "bad.pth"))
+
+
+def test_coco_ap_bootstrap_reaccumulates_per_image_matches(coco_root: str) -> None:
+    """The identity resample gives COCOeval's AP; a resample of one image repeated gives that
+    image's own AP; resamples spread around the full-set AP."""
+    from vcm.data import DATASETS
+    from vcm.metrics.coco import coco_ap, coco_ap_bootstrap
+
+    gt = DATASETS.build("coco", {"root": coco_root, "limit": 12}).coco_gt("instances")
+    ids = sorted(gt.getImgIds())[:12]
+    rng = np.random.default_rng(0)
+    results = []
+    for a in gt.loadAnns(gt.getAnnIds(imgIds=ids)):
+        x, y, w, h = a["bbox"]
+        shift = rng.normal(0, 0.15) * w  # imperfect boxes: AP strictly between 0 and 1
+        results.append({"image_id": a["image_id"], "category_id": a["category_id"],
+                        "bbox": [x + shift, y, w, h], "score": float(rng.random())})
+    full = coco_ap(gt, results, ids, "bbox")["bbox_AP"]
+    draws = np.vstack([np.arange(12), np.full(12, 3), rng.integers(0, 12, (30, 12))])
+    boot = coco_ap_bootstrap(gt, results, ids, "bbox", draws)
+    assert 0.05 < full < 0.95 and boot[0] == pytest.approx(full, abs=1e-9)
+    assert boot[1] == pytest.approx(coco_ap(gt, results, [ids[3]], "bbox")["bbox_AP"], abs=1e-9)
+    assert boot[2:].std() > 0 and boot[2:].min() < full < boot[2:].max()

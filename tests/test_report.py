@@ -151,3 +151,22 @@ def test_bpp_mean_of_images_and_pooled() -> None:
             "b": {"bpp": 1.0, "height": 30, "width": 10, "bytes": {"total": 37.5}}}
     assert bpp_values(recs, "mean") == {"bpp": 1.5, "bpp_mean": 1.5, "bpp_pooled": 1.25}
     assert bpp_values(recs, "pooled")["bpp"] == 1.25
+
+
+def test_bootstrap_intervals_bracket_the_estimates(tmp_path: Path, coco_root: str) -> None:
+    """report.bootstrap: per-point 95 % intervals around bpp, PSNR and AP; BD-rate intervals."""
+    import csv
+
+    cfg = tiny_config(tmp_path, coco_root, report={"anchor": "jpeg-full", "bootstrap": 30})
+    for c in cfg["grid"]["codec"]:
+        c["sweep"]["quality"] = [10, 40, 90]
+    exp = prepare(parse_experiment(cfg))
+    run(exp, progress=False)
+    files = make_report(exp.run_dir)
+    rows = [r for r in csv.DictReader(files["csv"].open()) if r["series"] != "reference"]
+    for r in rows:
+        for k in ("bpp", "psnr", "segm_AP"):
+            assert float(r[f"{k}_lo"]) <= float(r[k]) + 1e-9 <= float(r[f"{k}_hi"]) + 2e-9, (k, r)
+    assert any(float(r["segm_AP_hi"]) > float(r["segm_AP_lo"]) for r in rows)
+    bd = list(csv.DictReader(files["bdrate"].open()))
+    assert any(b["bd_rate_ci95"].startswith("[") for b in bd)

@@ -79,6 +79,7 @@ class ReportConfig:
     formats: tuple[str, ...] = ("png", "md", "csv", "html")
     gallery: int = 2                  # images shown decoded by every series in the HTML report (0: none)
     bpp: str = "mean"                 # rate of curves and BD: mean of per-image bpp | pooled (bits / pixels)
+    bootstrap: int = 0                # image-bootstrap resamples for 95 % intervals (0: off; e.g. 200)
 
     def __post_init__(self) -> None:
         if self.bd_method not in ("pchip", "akima", "cubic"):

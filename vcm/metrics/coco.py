@@ -20,12 +20,48 @@ def coco_ap(gt: Any, results: list[dict[str, Any]], img_ids: list[int], iou_type
 
     Keys are prefixed by the IoU type, e.g. ``segm_AP``. No detections give AP 0.
     """
+    p = _PREFIX[iou_type]
+    ev = _evaluated(gt, results, img_ids, iou_type, cat_ids)
+    if ev is None:
+        return {f"{p}_AP": 0.0, f"{p}_AP50": 0.0, f"{p}_AP75": 0.0}
+    with contextlib.redirect_stdout(io.StringIO()):
+        ev.accumulate()
+        ev.summarize()
+    s = [max(float(v), 0.0) for v in ev.stats[:3]]  # COCOeval uses -1 for "no ground truth"
+    return {f"{p}_AP": s[0], f"{p}_AP50": s[1], f"{p}_AP75": s[2]}
+
+
+def coco_ap_bootstrap(gt: Any, results: list[dict[str, Any]], img_ids: list[int], iou_type: str,
+                      draws: np.ndarray, cat_ids: tuple[int, ...] | None = None) -> np.ndarray:
+    """AP (IoU .50:.95, all areas, 100 detections: COCOeval's stats[0]) on each image resample:
+    ``draws`` (B, n) indices into ``sorted(img_ids)``, repeats allowed -> (B,). COCOeval matches
+    each image once; each resample re-accumulates those per-image matches."""
+    ev = _evaluated(gt, results, img_ids, iou_type, cat_ids)
+    if ev is None:
+        return np.zeros(len(draws))
+    n_img, n_area = len(ev._paramsEval.imgIds), len(ev._paramsEval.areaRng)
+    per_cat = [ev.evalImgs[k * n_area * n_img:k * n_area * n_img + n_img] for k in range(len(ev._paramsEval.catIds))]
+    for prm in (ev.params, ev._paramsEval):
+        prm.areaRng, prm.areaRngLbl, prm.maxDets = prm.areaRng[:1], prm.areaRngLbl[:1], [prm.maxDets[-1]]
+    out = np.empty(len(draws))
+    for b, idx in enumerate(draws):
+        ev.evalImgs = [imgs[i] for imgs in per_cat for i in idx]
+        ev.params.imgIds = ev._paramsEval.imgIds = list(range(len(idx)))
+        with contextlib.redirect_stdout(io.StringIO()):
+            ev.accumulate()
+        prec = ev.eval["precision"][..., 0, 0]
+        out[b] = float(prec[prec > -1].mean()) if (prec > -1).any() else 0.0
+    return out
+
+
+def _evaluated(gt: Any, results: list[dict[str, Any]], img_ids: list[int], iou_type: str,
+               cat_ids: tuple[int, ...] | None) -> Any:
+    """A COCOeval after ``evaluate()`` (per-image matching), or None without detections."""
     from pycocotools.cocoeval import COCOeval
 
-    p = _PREFIX[iou_type]
     res = [_for_type(r, iou_type) for r in results]
     if not res:
-        return {f"{p}_AP": 0.0, f"{p}_AP50": 0.0, f"{p}_AP75": 0.0}
+        return None
     with contextlib.redirect_stdout(io.StringIO()):
         dt = gt.loadRes(res)
         ev = COCOeval(gt, dt, iou_type)
@@ -35,10 +71,7 @@ def coco_ap(gt: Any, results: list[dict[str, Any]], img_ids: list[int], iou_type
         elif cat_ids:
             ev.params.catIds = sorted(cat_ids)
         ev.evaluate()
-        ev.accumulate()
-        ev.summarize()
-    s = [max(float(v), 0.0) for v in ev.stats[:3]]  # COCOeval uses -1 for "no ground truth"
-    return {f"{p}_AP": s[0], f"{p}_AP50": s[1], f"{p}_AP75": s[2]}
+    return ev
 
 
 def _for_type(r: dict[str, Any], iou_type: str) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from vcm.pipeline.graph import component_class
 from vcm.pipeline.runner import Experiment
 from vcm.pipeline.store import ResultStore
 from vcm.pipeline.worker import REFERENCE, decode_semantic
+from vcm.report import bootstrap as boot
 from vcm.tasks import TASKS
 
 RATE_KEYS = ("bpp", "bpp_payload", "bpp_side", "bpp_header", "visible_fraction")
@@ -33,6 +34,7 @@ class Row:
     point: str
     images: int
     values: dict[str, float | None] = field(default_factory=dict)
+    samples: dict[str, Any] = field(default_factory=dict)  # bootstrap: metric -> (B,) values
 
 
 def primary_metric(kind: str) -> str:
@@ -54,6 +56,8 @@ def aggregate(exp: Experiment, store: ResultStore, progress: bool = False) -> li
             by_point[key][sid] = rec
     reference = by_point.get(REFERENCE, {})
     scorer = TaskScorer(exp, reference, store)
+    n_boot, n_img = exp.config.report.bootstrap, len(ids)
+    idx = boot.draws(n_img, n_boot) if n_boot else None
     rows = [Row("reference", "uncompressed", len(reference), scorer.score(reference, REFERENCE))]
     for key, point in tqdm(wanted.items(), desc="scoring", unit="point", disable=not progress, leave=False):
         recs = by_point.get(key)
@@ -62,7 +66,11 @@ def aggregate(exp: Experiment, store: ResultStore, progress: bool = False) -> li
             values.update(bpp_values(recs, exp.config.report.bpp))
             values.update(_timings(recs))
             values.update(scorer.score(recs, key))
-            rows.append(Row(point.series, point.point, len(recs), values))
+            samples = boot.point_samples(recs, idx, exp.config.report.bpp, scorer, key) \
+                if idx is not None and len(recs) == n_img else {}
+            for k, v in samples.items():
+                values[f"{k}_lo"], values[f"{k}_hi"] = boot.interval(v)
+            rows.append(Row(point.series, point.point, len(recs), values, samples))
     return rows
 
 

@@ -84,9 +84,10 @@ def overlap(a: np.ndarray, b: np.ndarray) -> float:
     return 0.0 if joint <= 0 else max(0.0, min(a.max(), b.max()) - max(a.min(), b.min())) / joint
 
 
-def bd_rate(anchor: Curve, test: Curve, method: str = "pchip") -> BDResult:
-    """BD-rate (%) of ``test`` vs ``anchor``: negative = fewer bits for the same metric."""
-    return _delta(anchor, test, method, "rate")
+def bd_rate(anchor: Curve, test: Curve, method: str = "pchip", all_methods: bool = True) -> BDResult:
+    """BD-rate (%) of ``test`` vs ``anchor``: negative = fewer bits for the same metric
+    (``all_methods=False``: only ``method``, no ``methods`` flag; for bootstrap loops)."""
+    return _delta(anchor, test, method, "rate", all_methods)
 
 
 def bd_metric(anchor: Curve, test: Curve, method: str = "pchip") -> BDResult:
@@ -94,7 +95,7 @@ def bd_metric(anchor: Curve, test: Curve, method: str = "pchip") -> BDResult:
     return _delta(anchor, test, method, "metric")
 
 
-def _delta(anchor: Curve, test: Curve, method: str, kind: str) -> BDResult:
+def _delta(anchor: Curve, test: Curve, method: str, kind: str, all_methods: bool = True) -> BDResult:
     import bjontegaard
 
     if method not in METHODS:
@@ -113,7 +114,9 @@ def _delta(anchor: Curve, test: Curve, method: str, kind: str) -> BDResult:
     if ov <= 0:
         return BDResult(None, "the curves do not overlap", overlap=ov, points=points, flags=flags)
     fn = bjontegaard.bd_rate if kind == "rate" else bjontegaard.bd_psnr
-    values = {m: _one(fn, a, t, m) for m in METHODS}
+    values = {m: _one(fn, a, t, m) for m in (METHODS if all_methods else (method,))}
+    if not all_methods:
+        return BDResult(values[method], "", values, ov, points, flags)
     spread = SPREAD if kind == "rate" else SPREAD / 100 * (max(a.metric) - min(a.metric))
     flags += ("methods",) * _disagree(list(values.values()), spread)
     return BDResult(values[method], "", values, ov, points, flags)

@@ -64,6 +64,7 @@ def bd_section(bd: list[dict[str, Any]], metric: str) -> str:
     rows = sorted((b for b in bd if b["metric"] == metric),
                   key=lambda b: (b["bd_rate_pct"] is None, b["bd_rate_pct"] or 0.0))
     recs = [{"series": b["series"], "BD-rate %": b["bd_rate_pct"] if b["bd_rate_pct"] is not None else "n/a",
+             **({"95 % CI (bootstrap)": b["bd_rate_ci95"] or "n/a"} if any(x.get("bd_rate_ci95") for x in rows) else {}),
              **{f"{m} %": b[f"bd_rate_{m}"] for m in METHODS}, "overlap %": b["overlap_pct"],
              "points (anchor/test)": b["points"], f"BD-{metric}": b["bd_metric"],
              "flags": b["flags"] or "", "why n/a": b["note"]} for b in rows]

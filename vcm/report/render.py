@@ -10,6 +10,7 @@ from typing import Any
 
 from vcm.report.aggregate import QUALITY_KEYS, RATE_KEYS, Row, finite
 from vcm.report.bdrate import FLAG_TEXT, METHODS, Curve, bd_metric, bd_rate
+from vcm.report.bootstrap import bd_interval
 from vcm.report.html import page
 
 
@@ -18,7 +19,8 @@ def metric_keys(rows: list[Row]) -> list[str]:
     keys: dict[str, None] = {}
     for r in rows:
         for k in r.values:
-            if k not in RATE_KEYS + ("bpp_mean", "bpp_pooled") and k not in QUALITY_KEYS and not k.startswith("ms_"):
+            if k not in RATE_KEYS + ("bpp_mean", "bpp_pooled") and k not in QUALITY_KEYS and not k.startswith("ms_") \
+                    and not k.endswith(("_lo", "_hi")):
                 keys[k] = None
     return list(keys)
 
@@ -41,6 +43,9 @@ def bd_table(rows: list[Row], anchor: str, method: str) -> list[dict[str, Any]]:
     """One row per (series, metric): BD-rate (headline ``method`` and all three interpolations)
     and BD-metric vs ``anchor``, the curves' overlap, the points used and the flags raised."""
     out = []
+    by_series: dict[str, list[Row]] = defaultdict(list)
+    for r in rows:
+        by_series[r.series].append(r)
     for metric in bd_metrics(rows):
         cs = curves(rows, metric)
         if anchor not in cs:
@@ -49,9 +54,11 @@ def bd_table(rows: list[Row], anchor: str, method: str) -> list[dict[str, Any]]:
             if series == anchor:
                 continue
             rate, gap = bd_rate(cs[anchor], c, method), bd_metric(cs[anchor], c, method)
+            ci = bd_interval(by_series[anchor], by_series[series], metric, method)
             out.append({"series": series, "metric": metric, "anchor": anchor, "bd_rate_pct": rate.value,
                         **{f"bd_rate_{m}": rate.methods.get(m) for m in METHODS},
                         "overlap_pct": None if rate.overlap is None else 100 * rate.overlap,
+                        "bd_rate_ci95": None if ci is None else f"[{ci[0]:+.1f}, {ci[1]:+.1f}]",
                         "points": f"{rate.points[0]}/{rate.points[1]}", "bd_metric": gap.value,
                         "bd_metric_overlap_pct": None if gap.overlap is None else 100 * gap.overlap,
                         "flags": " ".join(dict.fromkeys(rate.flags + gap.flags)), "note": rate.note or gap.note,
@@ -82,7 +89,8 @@ def markdown_table(records: list[dict[str, Any]]) -> str:
 
 def summary_records(rows: list[Row]) -> list[dict[str, Any]]:
     timing = list(dict.fromkeys(k for r in rows for k in r.values if k.startswith("ms_")))
-    keys = ["bpp", "bpp_mean", "bpp_pooled"] + list(RATE_KEYS[1:]) + list(QUALITY_KEYS) + metric_keys(rows) + timing
+    ci = list(dict.fromkeys(k for r in rows for k in r.values if k.endswith(("_lo", "_hi"))))
+    keys = ["bpp", "bpp_mean", "bpp_pooled"] + list(RATE_KEYS[1:]) + list(QUALITY_KEYS) + metric_keys(rows) + ci + timing
     return [{"series": r.series, "point": r.point, "images": r.images, **{k: r.values.get(k) for k in keys}}
             for r in rows]
 
@@ -129,6 +137,10 @@ def plot_metric(rows: list[Row], metric: str, path: Path, flagged: dict[str, str
         colour, marker, ls = styles[series]
         mark = f" [{flagged[series]}]" if flagged.get(series) else ""
         ax.plot(c.rate, c.metric, color=colour, ls=ls, marker=marker, ms=4, lw=1.4, alpha=0.85, label=series + mark)
+        band = sorted((r.values["bpp"], r.values.get(f"{metric}_lo"), r.values.get(f"{metric}_hi")) for r in rows
+                      if r.series == series and finite(r.values.get("bpp")) and finite(r.values.get(metric)))
+        if band and all(lo is not None and hi is not None for _, lo, hi in band):
+            ax.fill_between([b[0] for b in band], [b[1] for b in band], [b[2] for b in band], color=colour, alpha=0.12)
     ref = next((r.values.get(metric) for r in rows if r.series == "reference"), None)
     if finite(ref):
         ax.axhline(float(ref), color="k", ls="--", lw=1, label="uncompressed")  # type: ignore[arg-type]

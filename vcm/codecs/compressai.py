@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from vcm.assets import MissingAssetError, expand_path
 from vcm.codecs.base import FrameCodec
+from vcm.codecs.checkpoint import update_tables
 from vcm.codecs.container import BitstreamError
 from vcm.device import load_checkpoint
 
@@ -39,7 +40,7 @@ def load_zoo_model(arch: str, checkpoint: str | Path) -> torch.nn.Module:
     state = load_checkpoint(checkpoint)
     state = state.get("state_dict", state)
     model = model_architectures[arch].from_state_dict(load_pretrained(state))
-    model.update(force=True)
+    update_tables(model)  # vcm's finer Gaussian scale table, as for every learned codec
     return model.eval()
 
 

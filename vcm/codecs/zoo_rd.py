@@ -4,8 +4,9 @@
     loss = bpp (y and z) + lambda * 255^2 * MSE          (compressai's RateDistortionLoss)
 
 The checkpoint is the model's state dict (float16 when ``half_weights``) with the entropy
-coder's tables left empty (the loader rebuilds them with ``update(force=True)``): the file the
-``compressai`` codec reads with its ``checkpoint`` argument (N and M come from the weights).
+coder's tables left empty (the loader rebuilds them: :func:`vcm.codecs.checkpoint.update_tables`):
+the file the ``compressai`` codec reads with its ``checkpoint`` argument (N and M come from the
+weights).
 """
 
 from __future__ import annotations

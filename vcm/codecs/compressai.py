@@ -55,7 +55,7 @@ class CompressAICoder:
     @torch.no_grad()
     def encode_canvas(self, image: np.ndarray) -> list[bytes]:
         h, w = image.shape[:2]
-        x = torch.from_numpy(image).permute(2, 0, 1)[None].float().div(255).to(self.device)
+        x = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float().div(255).to(self.device)
         hp, wp = -(-h // PAD) * PAD, -(-w // PAD) * PAD
         x = F.pad(x, (0, wp - w, 0, hp - h), mode="replicate")
         out = self.model.compress(x)

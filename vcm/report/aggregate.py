@@ -62,7 +62,8 @@ def aggregate(exp: Experiment, store: ResultStore, progress: bool = False) -> li
     for key, point in tqdm(wanted.items(), desc="scoring", unit="point", disable=not progress, leave=False):
         recs = by_point.get(key)
         if recs:
-            values: dict[str, float | None] = {k: _mean([r.get(k) for r in recs.values()]) for k in RATE_KEYS + QUALITY_KEYS}
+            values: dict[str, float | None] = {k: _mean([r.get(k) for r in recs.values()], k.startswith("psnr"))
+                                               for k in RATE_KEYS + QUALITY_KEYS}
             values.update(bpp_values(recs, exp.config.report.bpp))
             values.update(_timings(recs))
             values.update(scorer.score(recs, key))
@@ -90,8 +91,9 @@ def _timings(recs: dict[str, dict[str, Any]]) -> dict[str, float | None]:
             for k in stages}
 
 
-def _mean(xs: list[Any]) -> float | None:
-    vals = [min(float(x), PSNR_CAP) for x in xs if x is not None]
+def _mean(xs: list[Any], psnr: bool = False) -> float | None:
+    """Mean of the non-None values; PSNR capped at PSNR_CAP (lossless images are infinite)."""
+    vals = [min(float(x), PSNR_CAP) if psnr else float(x) for x in xs if x is not None]
     return float(np.mean(vals)) if vals else None
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from vcm.metrics.coco import IOU_TYPES, coco_ap_bootstrap
+from vcm.metrics.quality import PSNR_CAP
 
 SEED = 0
 FIDELITY = ("psnr", "psnr_in", "msssim")
@@ -36,7 +37,7 @@ def point_samples(recs: dict[str, dict[str, Any]], idx: np.ndarray, convention: 
     for k in FIDELITY:
         vals = [recs[s].get(k) for s in sids]
         if all(v is not None for v in vals):
-            out[k] = np.asarray(vals, float)[idx].mean(1)
+            out[k] = np.minimum(np.asarray(vals, float), PSNR_CAP if k.startswith("psnr") else np.inf)[idx].mean(1)
     out.update(task_samples(recs, sids, idx, scorer, point_key))
     return out
 

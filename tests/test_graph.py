@@ -133,3 +133,25 @@ def test_point_key_changes_when_a_named_file_changes(tmp_path: Path) -> None:
     assert choice.ident != before
     jpeg = Choice("jpeg", (("quality", 10),), "jpeg").ident  # non-path values hash as before
     assert jpeg != Choice("jpeg", (("quality", 25),), "jpeg").ident
+
+
+def test_dedup_is_order_free_and_exact(tmp_path: Path, coco_root: str) -> None:
+    """The full-frame series keeps its name whatever the grid order; a series is an alias only
+    of one that computes exactly the same points; with only the mask varying, a full-frame
+    codec is named by the codec; a sweep over `mode` keeps masks apart."""
+    def plan(grid: dict) -> object:
+        return prepare(parse_experiment({**tiny_config(tmp_path, coco_root), "grid": grid})).plan
+
+    task = [{"type": "yolov8_seg"}]
+    full = {"type": "jpeg", "mode": "full", "sweep": {"quality": [20, 60]}}
+    masked = {"type": "jpeg", "mode": "masked", "sweep": {"quality": [20, 60]}}
+    p = plan({"mask": [{"type": "none"}, {"type": "gt"}], "codec": [masked, full], "task": task})
+    assert p.series() == ["jpeg-full", "gt/jpeg-masked"] and p.resolve("none/jpeg-masked") == "jpeg-full"
+    fixed = {"type": "jpeg", "mode": "full", "quality": 20, "label": "j20"}
+    p = plan({"mask": [{"type": "none"}], "codec": [full, fixed], "task": task})
+    assert p.series() == ["jpeg-full", "j20"]  # one shared point is not the same series
+    p = plan({"mask": [{"type": "none"}, {"type": "gt"}], "codec": [full], "task": task})
+    assert p.series() == ["jpeg-full"] and len(p.points) == 2
+    swept = {"type": "jpeg", "quality": 30, "sweep": {"mode": ["full", "masked"]}}
+    p = plan({"mask": [{"type": "gt"}, {"type": "damask", "visible_ratio": 0.5}], "codec": [swept], "task": task})
+    assert p.series() == ["gt", "damask"] and len(p.points) == 4

@@ -125,19 +125,29 @@ def test_rereporting_reuses_scores_works_anywhere_and_exports(tmp_path: Path, co
     from vcm.report import aggregate as agg
 
     cfg = tiny_config(tmp_path, coco_root, report={"anchor": "none/jpeg-full"})
+    cfg["pipeline"], cfg["output_dir"] = "pipelines/mask_codec_task.yaml", "run"  # relative to the run's folder
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    import shutil
+
+    shutil.copytree(Path.cwd() / "pipelines", tmp_path / "pipelines")
+    monkeypatch.chdir(tmp_path)
     exp = prepare(parse_experiment(cfg))
     run(exp, progress=False)
-    first = make_report(exp.run_dir)["bdrate"].read_text()
+    first = make_report(exp.run_dir)["md"].read_text()
     calls = []
     monkeypatch.setattr(agg, "coco_ap", lambda *a, **k: calls.append(1) or coco_metrics.coco_ap(*a, **k))
-    monkeypatch.chdir(tmp_path.parent)  # elsewhere: relative paths resolve from the run's folder
+    monkeypatch.chdir(tmp_path.parent)  # elsewhere: the relative pipeline resolves from the run's folder
     files = make_report(tmp_path / "run", anchor="gt/jpeg-masked", method="akima")
-    assert calls == [] and "BD interpolation | akima" not in first
-    assert "anchor `gt/jpeg-masked`" in files["md"].read_text() and "akima" in files["md"].read_text()
-    make_report(tmp_path / "run")  # back to the config's anchor and method: the report is current
+    md = files["md"].read_text()
+    assert calls == [] and "BD interpolation: pchip" in first and "BD interpolation: akima" in md
+    assert "anchor `gt/jpeg-masked`" in md
     from vcm.report.build import report_is_current
 
+    assert not report_is_current(tmp_path / "run")  # written for another anchor and method
+    make_report(tmp_path / "run")  # back to the config's anchor and method: the report is current
     assert report_is_current(tmp_path / "run") and calls == []
+    (tmp_path / "run" / "config.yaml").write_text((tmp_path / "run" / "config.yaml").read_text() + "\n")
+    assert not report_is_current(tmp_path / "run")  # the config changed
     assert main(["export", str(tmp_path / "run")]) == 0
     rows = list(csv.DictReader((tmp_path / "run" / "records.csv").open()))
     assert len(rows) == 3 * (4 + 1) and {"sample_id", "series", "point", "bpp", "ms_encode"} <= set(rows[0])

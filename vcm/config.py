@@ -84,6 +84,8 @@ class ReportConfig:
     def __post_init__(self) -> None:
         if self.bd_method not in ("pchip", "akima", "cubic"):
             raise ConfigError(f"report.bd_method must be pchip, akima or cubic, got {self.bd_method!r}")
+        if self.gallery < 0 or self.bootstrap < 0:
+            raise ConfigError(f"report.gallery and report.bootstrap must be >= 0, got {self.gallery}, {self.bootstrap}")
         if self.bpp not in ("mean", "pooled"):
             raise ConfigError(f"report.bpp must be mean or pooled, got {self.bpp!r}")
 

@@ -130,30 +130,43 @@ def make_plan(graph: Graph, grid: Mapping[str, list[ComponentSpec]],
     tasks = tuple(_fixed(s, {}) for s in grid.get(task_key, [])) if task_key else ()
     varying = [k for k in keys if len(grid[k]) > 1]
     skip = _excluder(exclude, keys)
-    points: list[Point] = []
-    seen: dict[str, str] = {}  # computation signature of each kept point -> its series
-    aliases: dict[str, str] = {}
+    combos: list[_Combo] = []
     for combo in itertools.product(*(grid[k] for k in keys)):
         labels = {k: auto_label(s) for k, s in zip(keys, combo)}
         if skip(labels):
             continue
-        needed = needed_keys(graph, {k: _fixed(s, {}) for k, s in zip(keys, combo)})
         full = "/".join(labels[k] for k in keys if k in varying) or "default"
-        series = "/".join(labels[k] for k in keys if k in varying and k in needed) or full
-        mine = _points(series, keys, combo)
-        sigs = [signature(graph, dict(p.choices), needed) for p in mine]
-        earlier = {seen.get(sig) for sig in sigs}
-        if len(earlier) == 1 and None not in earlier:  # every point is computed by one earlier series
-            aliases[full] = earlier.pop()  # type: ignore[assignment]
-            continue
-        if series in {p.series for p in points}:
-            series = full  # same name, different computation: keep the full name
-            mine = _points(series, keys, combo)
-        aliases.update({full: series} if full != series else {})
-        seen.update({sig: series for sig in sigs})
-        points += mine
-    if not points:
+        found = [analyse(graph, dict(p.choices)) for p in _points(full, keys, combo)]
+        needed = set().union(*(f[0] for f in found))
+        short = "/".join(labels[k] for k in keys if k in varying and k in needed) or \
+            "/".join(labels[k] for k in keys if k in needed) or full
+        combos.append(_Combo(full, short, frozenset(f[1] for f in found), any(f[2] for f in found), combo))
+    if not combos:
         raise ConfigError("the grid (after 'exclude') has no points to run")
+    return _dedup(combos, keys, tasks, task_key)
+
+
+@dataclass(frozen=True)
+class _Combo:
+    full: str                 # label of every varying key
+    short: str                # labels of the keys that change the result
+    sigs: frozenset[str]      # what its points compute
+    converted: bool           # computed as another codec's full-frame form
+    specs: tuple[ComponentSpec, ...]
+
+
+def _dedup(combos: list[_Combo], keys: list[str], tasks: tuple[Choice, ...], task_key: str | None) -> Plan:
+    """One series per distinct set of computations: the first combination that needs no
+    conversion computes it (else the first); the others become aliases of its name."""
+    groups: dict[frozenset[str], list[_Combo]] = {}
+    for c in combos:
+        groups.setdefault(c.sigs, []).append(c)
+    heads = [next((c for c in g if not c.converted), g[0]) for g in groups.values()]
+    shorts = [h.short for h in heads]
+    names = {h.full: h.short if shorts.count(h.short) == 1 else h.full for h in heads}
+    aliases = {c.full: names[h.full] for g, h in zip(groups.values(), heads) for c in g if c.full != names[h.full]}
+    points = [p for c in combos if c.full in names and any(c is h for h in heads)
+              for p in _points(names[c.full], keys, c.specs)]
     return Plan(tuple(points), tasks, task_key, tuple(aliases.items()))
 
 
@@ -177,9 +190,35 @@ def _hook(kind: str, choice: Choice, name: str) -> Any:
         return None
 
 
-def needed_keys(graph: Graph, choices: Mapping[str, Choice]) -> set[str]:
-    """Grid keys whose components affect the output: walk back from decode and task nodes,
-    skipping the inputs a component does not take or says it ignores (a full-frame codec's mask)."""
+def analyse(graph: Graph, choices: Mapping[str, Choice]) -> tuple[set[str], str, bool]:
+    """(grid keys that change the result, what the point computes, whether a codec is taken as
+    its full-frame form). A full-frame codec ignores its mask and what feeds it; a codec with a
+    full-frame form whose wired mask covers everything (and feeds nothing else) is that form."""
+    by_name = {n.name: n for n in graph.nodes}
+    nodes = needed_nodes(graph, choices)
+    needed = {by_name[n].component for n in nodes}
+    eff = {k: (c.type, c.params) for k, c in choices.items() if k in needed}
+    converted = False
+    for enc in graph.by_kind("encode"):
+        codec, src = choices.get(enc.component), by_name.get(enc.inputs.get("mask", ""))
+        to_full = _hook("encode", codec, "full_frame_params") if codec else None
+        if codec is None or to_full is None or src is None or enc.name not in nodes:
+            continue
+        others = [n for n in graph.nodes if src.name in n.inputs.values() and n.name != enc.name and n.name in nodes]
+        mask = choices.get(src.component)
+        covers = mask is not None and bool(_hook("mask", mask, "covers_all")) and not others
+        if src.name not in nodes or covers:
+            full = tuple(sorted(to_full(codec.kwargs).items()))
+            converted |= covers and src.name in nodes  # a masked codec taken as its full-frame form
+            if covers:
+                eff.pop(src.component, None)
+            eff[enc.component] = (codec.type, full)
+    return needed, json.dumps(sorted(eff.items()), default=str), converted
+
+
+def needed_nodes(graph: Graph, choices: Mapping[str, Choice]) -> set[str]:
+    """Nodes whose components affect the output: walk back from decode and task nodes, skipping
+    the inputs a component does not take or says it ignores (a full-frame codec's mask)."""
     by_name = {n.name: n for n in graph.nodes}
     todo = [n for n in graph.nodes if n.kind in ("decode", "task")]
     seen: set[str] = set()
@@ -194,23 +233,4 @@ def needed_keys(graph: Graph, choices: Mapping[str, Choice]) -> set[str]:
         skip = set(ignored(choice.kwargs) if ignored and choice else ()) | \
             ({p for p in node.inputs if p not in ports} if ports is not None else set())
         todo += [by_name[s] for p, s in node.inputs.items() if s in by_name and p not in skip]
-    return {by_name[n].component for n in seen}
-
-
-def signature(graph: Graph, choices: Mapping[str, Choice], needed: set[str]) -> str:
-    """What a point computes: the needed choices; a codec that has a full-frame form, fed by a
-    mask that covers everything, is that full-frame codec (and that mask is then not needed)."""
-    by_name = {n.name: n for n in graph.nodes}
-    eff = {k: (c.type, c.params) for k, c in choices.items() if k in needed}
-    for enc in graph.by_kind("encode"):
-        codec, src = choices.get(enc.component), by_name.get(enc.inputs.get("mask", ""))
-        to_full = _hook("encode", codec, "full_frame_params") if codec else None
-        if codec is None or to_full is None or enc.component not in needed:
-            continue
-        mask = choices.get(src.component) if src is not None else None
-        ignored = src is None or src.component not in needed
-        if ignored or (mask is not None and _hook("mask", mask, "covers_all")):
-            if src is not None:
-                eff.pop(src.component, None)
-            eff[enc.component] = (codec.type, tuple(sorted(to_full(codec.kwargs).items())))
-    return json.dumps(sorted(eff.items()), default=str)
+    return seen

@@ -36,6 +36,7 @@ class Experiment:
     dataset: Any
     plan: Plan
     run_dir: Path
+    pipeline: Path | None = None  # the template file the graph was read from
 
 
 def prepare(cfg: ExperimentConfig, base_dir: Path | None = None) -> Experiment:
@@ -47,7 +48,7 @@ def prepare(cfg: ExperimentConfig, base_dir: Path | None = None) -> Experiment:
     dataset = DATASETS.build(cfg.dataset.type, cfg.dataset.params)
     graph.validate(cfg.grid, dataset.ports)
     plan = make_plan(graph, cfg.grid, cfg.exclude)
-    return Experiment(cfg, graph, dataset, plan, Path(cfg.output_dir))
+    return Experiment(cfg, graph, dataset, plan, Path(cfg.output_dir), pipeline.resolve())
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,9 @@ def run(exp: Experiment, progress: bool = True) -> RunSummary:
     store = ResultStore(exp.run_dir / STORE_NAME)
     try:
         store.set_meta("cwd", os.getcwd())  # relative paths of the config resolve from here
+        store.set_meta("env", json.dumps({"VCM_ASSETS": os.environ.get("VCM_ASSETS")}))
+        if exp.pipeline is not None:
+            store.set_meta("pipeline", str(exp.pipeline))
         done = store.done()
         units, total, computed = [], 0, 0
         for sid in exp.dataset.ids():

@@ -22,6 +22,7 @@ from vcm.pipeline.worker import REFERENCE, decode_semantic
 from vcm.report import bootstrap as boot
 from vcm.tasks import TASKS
 
+SCORE_VERSION = 1  # bump when scoring changes: cached scores of older runs are then recomputed
 RATE_KEYS = ("bpp", "bpp_payload", "bpp_side", "bpp_header", "visible_fraction")
 QUALITY_KEYS = ("psnr", "psnr_in", "psnr_out", "msssim", "lpips")  # lpips: lower is better
 
@@ -110,7 +111,8 @@ class TaskScorer:
         """Task scores of one point's records, from the store's cache when the same point, images
         and scoring settings were scored before."""
         ev = self.exp.config.eval
-        blob = json.dumps([point_key, sorted(recs), self.kinds, ev.category_ids, ev.pseudo_gt, ev.pseudo_gt_min_score,
+        blob = json.dumps([SCORE_VERSION, point_key, sorted(recs), [t.ident for t in self.exp.plan.tasks], self.kinds,
+                           ev.category_ids, ev.pseudo_gt, ev.pseudo_gt_min_score,
                            sorted(self.reference) if ev.pseudo_gt else None], default=str)
         key = hashlib.sha1(blob.encode()).hexdigest()
         cached = self.store.score(key) if self.store and point_key else None

@@ -32,6 +32,7 @@ FLAG_TEXT = {
     "methods": "cubic / pchip / akima disagree in sign or by more than 5 % points (BD-metric: 5 % of the "
                "anchor's metric span): the value depends on the interpolation",
     "envelope": "a curve is not monotonic: its monotone envelope was used",
+    "partial": "some rate points cover fewer images than others (an unfinished run)",
 }
 
 

@@ -17,6 +17,8 @@ import numpy as np
 from vcm.metrics.coco import IOU_TYPES, coco_ap_bootstrap
 from vcm.metrics.quality import PSNR_CAP
 
+SCORE_VERSION = 1  # as vcm.report.aggregate.SCORE_VERSION
+
 SEED = 0
 FIDELITY = ("psnr", "psnr_in", "msssim")
 _PREFIX = {"segm": "segm", "bbox": "bbox", "keypoints": "kp"}
@@ -46,8 +48,10 @@ def task_samples(recs: dict[str, dict[str, Any]], sids: list[str], idx: np.ndarr
                  point_key: str) -> dict[str, np.ndarray]:
     """AP per resample for each COCO task head (cached in the store when ``point_key`` is set)."""
     ev = scorer.exp.config.eval
-    key = hashlib.sha1(json.dumps(["boot", point_key, sids, idx.shape, SEED, scorer.kinds, ev.category_ids,
-                                   ev.pseudo_gt, ev.pseudo_gt_min_score]).encode()).hexdigest()
+    key = hashlib.sha1(json.dumps(["boot", SCORE_VERSION, point_key, sids, idx.shape, SEED, scorer.kinds,
+                                   [t.ident for t in scorer.exp.plan.tasks], ev.category_ids, ev.pseudo_gt,
+                                   ev.pseudo_gt_min_score, sorted(scorer.reference) if ev.pseudo_gt else None]
+                                  ).encode()).hexdigest()
     cached = scorer.store.score(key) if scorer.store and point_key else None
     if cached is not None:
         return {k: np.asarray(v) for k, v in cached.items()}

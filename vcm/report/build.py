@@ -22,14 +22,19 @@ from vcm.report.render import write_report
 
 @contextmanager
 def run_cwd(store: ResultStore) -> Iterator[None]:
-    """Work in the folder the run was made from (relative weights, pipeline and ``VCM_ASSETS``
-    paths resolve as they did then), so ``vcm report`` works from any directory."""
+    """Work in the folder the run was made from, with its ``VCM_ASSETS`` when none is set now
+    (relative weights and asset paths resolve as they did), so ``vcm report`` works anywhere."""
     cwd, here = store.meta("cwd"), os.getcwd()
+    env = json.loads(store.meta("env") or "{}")
+    added = [k for k, v in env.items() if v is not None and k not in os.environ]
+    os.environ.update({k: env[k] for k in added})
     os.chdir(cwd if cwd and Path(cwd).is_dir() else here)
     try:
         yield
     finally:
         os.chdir(here)
+        for k in added:
+            os.environ.pop(k, None)
 
 
 def open_run(run_dir: str | Path) -> tuple[ExperimentConfig, ResultStore]:
@@ -47,9 +52,13 @@ def make_report(run_dir: str | Path, anchor: str | None = None, method: str | No
     COCOeval pass)."""
     run_dir = Path(run_dir).resolve()
     signature = _signature(run_dir, anchor, method)
+    (run_dir / "report" / SIGNATURE).unlink(missing_ok=True)  # a failed rebuild is never "current"
     cfg, store = open_run(run_dir)
     try:
         with run_cwd(store):
+            pipeline = store.meta("pipeline")
+            if pipeline and Path(pipeline).is_file():
+                cfg = dataclasses.replace(cfg, pipeline=pipeline)
             exp = prepare(cfg, base_dir=Path.cwd())
             series = exp.plan.series()
             anchor = exp.plan.resolve(anchor or cfg.report.anchor or series[0])
@@ -65,7 +74,10 @@ def make_report(run_dir: str | Path, anchor: str | None = None, method: str | No
         store.close()
     info = {"config": cfg.name, "dataset": f"{cfg.dataset.type} ({len(exp.dataset.ids())} images)",
             "tasks": ", ".join(t.label for t in exp.plan.tasks),
-            "scoring": "pseudo-GT (uncompressed predictions)" if cfg.eval.pseudo_gt else "ground truth",
+            "scoring": (f"pseudo-GT (uncompressed predictions scoring >= {cfg.eval.pseudo_gt_min_score})"
+                        if cfg.eval.pseudo_gt else "ground truth"),
+            "categories scored": "all" if not cfg.eval.category_ids else ", ".join(map(str, cfg.eval.category_ids)),
+            "excluded combinations": json.dumps([dict(e) for e in cfg.exclude]) if cfg.exclude else "none",
             "BD interpolation": method,
             "bpp": "pooled: all bytes x 8 / all pixels (MPEG)" if cfg.report.bpp == "pooled"
                    else "mean of the images' bpp (bytes x 8 / pixels, header and side info included)",
@@ -97,7 +109,9 @@ def _signature(run_dir: Path, anchor: str | None = None, method: str | None = No
         n = store.db.execute("SELECT COUNT(*) FROM items").fetchone()[0]
     finally:
         store.close()
-    return f"{(run_dir / CONFIG_NAME).read_text()}\nitems={n}\nanchor={anchor}\nmethod={method}\n"
+    prov = run_dir / "provenance.json"  # rewritten by every vcm run: a new vcm version invalidates
+    made_by = prov.read_text() if prov.is_file() else ""
+    return f"{(run_dir / CONFIG_NAME).read_text()}\n{made_by}\nitems={n}\nanchor={anchor}\nmethod={method}\n"
 
 
 def report_is_current(run_dir: str | Path) -> bool:

@@ -57,7 +57,7 @@ def gallery(exp: Experiment, out: Path, images: int, device: Any) -> list[Path]:
             dec, bits = values[dec_node], 8 * len(values[exp.graph.by_kind("encode")[0].name].data)
             coded = dec.mask.coded_pixels() if dec.mask is not None else None
             bpp, q = bits / sample.image[..., 0].size, psnr(sample.image, dec.image)
-            tiles.append(panel(outline(dec.image, coded), f"{point.series} {point.point} {bpp:.3f} bpp {q:.1f} dB"))
+            tiles.append(panel(outline(dec.image, coded), f"{bpp:.3f} bpp {q:.1f} dB {point.series} {point.point}"))
         paths.append(out / f"gallery_{len(paths)}.jpg")
         cv2.imwrite(str(paths[-1]), cv2.cvtColor(grid_of(tiles), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
     return paths

@@ -27,7 +27,7 @@ def metric_keys(rows: list[Row]) -> list[str]:
 
 def bd_metrics(rows: list[Row]) -> list[str]:
     task = [k for k in metric_keys(rows) if k.endswith(("_AP", "mIoU"))]
-    return task + ["psnr", "psnr_in", "msssim"]
+    return task + ["psnr", "msssim"]  # not psnr_in: each codec measures it over its own region
 
 
 def curves(rows: list[Row], metric: str) -> dict[str, Curve]:
@@ -55,13 +55,15 @@ def bd_table(rows: list[Row], anchor: str, method: str) -> list[dict[str, Any]]:
                 continue
             rate, gap = bd_rate(cs[anchor], c, method), bd_metric(cs[anchor], c, method)
             ci = bd_interval(by_series[anchor], by_series[series], metric, method)
+            most = max(r.images for r in rows)
+            partial = ("partial",) * any(r.images < most for r in by_series[anchor] + by_series[series])
             out.append({"series": series, "metric": metric, "anchor": anchor, "bd_rate_pct": rate.value,
                         **{f"bd_rate_{m}": rate.methods.get(m) for m in METHODS},
                         "overlap_pct": None if rate.overlap is None else 100 * rate.overlap,
                         "bd_rate_ci95": None if ci is None else f"[{ci[0]:+.1f}, {ci[1]:+.1f}]",
                         "points": f"{rate.points[0]}/{rate.points[1]}", "bd_metric": gap.value,
                         "bd_metric_overlap_pct": None if gap.overlap is None else 100 * gap.overlap,
-                        "flags": " ".join(dict.fromkeys(rate.flags + gap.flags)), "note": rate.note or gap.note,
+                        "flags": " ".join(dict.fromkeys(rate.flags + gap.flags + partial)), "note": rate.note or gap.note,
                         "monotonic": c.monotonic})
     return out
 
@@ -164,7 +166,7 @@ def write_report(rows: list[Row], out: Path, title: str, anchor: str, method: st
     write_csv(out / "summary.csv", summary)
     write_csv(out / "bdrate.csv", bd)
     plots, styles = {}, series_styles(rows)
-    for metric in bd_metrics(rows) + ["psnr_out", "lpips"]:  # lpips: lower is better, no BD-rate
+    for metric in bd_metrics(rows) + ["psnr_in", "psnr_out", "lpips"]:  # plots only: no BD value
         flagged = {b["series"]: b["flags"] for b in bd if b["metric"] == metric}
         if curves(rows, metric):
             plots[metric] = out / f"{metric.replace(':', '_')}_vs_bpp.png"

@@ -56,7 +56,7 @@ def evaluate(names: list[str], images: int | None, output: str) -> dict[str, lis
         "name": "segpic_ablation", "pipeline": str(REPO / "pipelines" / "codec.yaml"),
         "dataset": {"type": "folder", "root": "${VCM_ASSETS}/data/kodak", "limit": images},
         "grid": {"codec": codecs}, "output_dir": output}))
-    run(exp)
+    run(exp, progress=sys.stderr.isatty())
     store = ResultStore(exp.run_dir / "results.sqlite")
     try:
         rows = [r for r in aggregate(exp, store) if r.series != "reference"]
@@ -69,10 +69,17 @@ def evaluate(names: list[str], images: int | None, output: str) -> dict[str, lis
 
 
 def bd(anchor: list[tuple[float, float]], test: list[tuple[float, float]]) -> str:
-    from vcm.report.bdrate import Curve, bd_rate
+    """'BD-rate % / BD-PSNR dB [flags]' of ``test`` against ``anchor`` (pchip)."""
+    from vcm.report.bdrate import Curve, bd_metric, bd_rate
 
-    res = bd_rate(Curve(*map(tuple, zip(*anchor))), Curve(*map(tuple, zip(*test))))
-    return "n/a" if res.value is None else f"{res.value:+.1f} %" + (f" [{','.join(res.flags)}]" if res.flags else "")
+    if anchor == test:
+        return "-"
+    a, t = Curve(*map(tuple, zip(*anchor))), Curve(*map(tuple, zip(*test)))
+    rate, gap = bd_rate(a, t), bd_metric(a, t)
+    flags = dict.fromkeys(rate.flags + gap.flags)
+    text = ("n/a" if rate.value is None else f"{rate.value:+.1f} %") + " / " + \
+        ("n/a" if gap.value is None else f"{gap.value:+.2f} dB")
+    return text + (f" [{','.join(flags)}]" if flags else "")
 
 
 def main() -> int:
@@ -90,13 +97,13 @@ def main() -> int:
         return 2
     curves = evaluate(names, args.images, args.output)
     print(f"SegPIC ablation, Kodak ({args.images or 24} images), same config / lambdas / steps; bpp counts all bytes")
-    print(f"{'variant':<7} " + "  ".join(f"{p:>13}" for p in POINTS) + f"  {'BD vs BL':>10} {'BD vs grid':>10}")
+    print(f"{'variant':<7} " + "  ".join(f"{p:>13}" for p in POINTS) + "  vs BL: BD-rate / BD-PSNR; vs grid: the same")
     for name in names:
         pts = "  ".join(f"{b:.3f}/{q:5.2f}dB" for b, q in sorted(curves[name]))
-        print(f"{name:<7} {pts}  {bd(curves['BL'], curves[name]):>10} {bd(curves['grid'], curves[name]):>10}")
+        print(f"{name:<7} {pts}  vs BL: {bd(curves['BL'], curves[name])};  vs grid: {bd(curves['grid'], curves[name])}")
     from vcm.report.bdrate import FLAG_TEXT
 
-    print("BD-rate (pchip): % bits for equal PSNR (negative = fewer). Flags: "
+    print("BD-rate (pchip): % bits for equal PSNR (negative = fewer); BD-PSNR: dB at equal rate. Flags: "
           + "; ".join(f"{k}: {v}" for k, v in FLAG_TEXT.items()))
     return 0
 

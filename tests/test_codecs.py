@@ -84,7 +84,30 @@ def test_truncated_corrupt_and_foreign_bitstreams(noise_image: np.ndarray) -> No
 def test_container_header_is_small_and_exact() -> None:
     c = Container("webp", 4000, 3000, 16, True, b"ab", (b"x" * 300, b""))
     bs = pack(c)
-    assert bs.header_bytes <= 16 and unpack(bs.data) == c
+    assert bs.header_bytes <= 20 and unpack(bs.data) == c  # 4 of them: the CRC-32
+    named = Container("my-plugin-codec", 64, 48, 8, False, b"", (b"abc",), model=b"\x01\x02\x03\x04")
+    assert unpack(pack(named).data) == named  # codecs outside the tag table are named in full
+
+
+def test_container_checksum_size_bound_and_model_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every single-bit flip anywhere is caught before a decoder runs; a header announcing
+    more than VCM_MAX_PIXELS is refused; bytes of another model are refused naming both."""
+    from vcm.codecs.container import check_model
+
+    data = pack(Container("jpeg", 480, 640, 16, True, b"side", (b"payload" * 20,))).data
+    for i in range(len(data)):
+        for bit in range(8):
+            bad = bytearray(data)
+            bad[i] ^= 1 << bit
+            with pytest.raises(BitstreamError):
+                unpack(bytes(bad))
+    monkeypatch.setenv("VCM_MAX_PIXELS", str(480 * 640 - 1))
+    with pytest.raises(BitstreamError, match="480x640 image"):
+        unpack(data)
+    c = Container("emic", 8, 8, 16, True, b"", (b"x" * 8,), model=bytes.fromhex("0a0b0c0d"))
+    with pytest.raises(BitstreamError, match="made by model 0a0b0c0d.*model 01020304 \\(q2.pth\\)"):
+        check_model(c, bytes.fromhex("01020304"), "q2.pth")
+    check_model(c, bytes.fromhex("0a0b0c0d"), "q1.pth")
 
 
 ARCHS = ["bmshj2018-factorized", "bmshj2018-hyperprior", "mbt2018-mean", "cheng2020-anchor"]
@@ -121,3 +144,15 @@ def test_downscaled_canvas_cuts_rate_and_decodes_at_full_size(name: str, assets:
     assert dec.shape == img.shape and psnr(img, dec) > 15
     with pytest.raises(ValueError, match="scale"):
         CODECS.build(name, {"scale": 0})
+
+
+@pytest.mark.parametrize("codec", ["emic", "segpic"])
+def test_bytes_of_one_model_are_refused_by_another(codec: str, noise_image: np.ndarray) -> None:
+    """q1 bytes given to the q2 weights: a clear error naming both models, not a wrong image."""
+    weights = Path(__file__).resolve().parents[1] / "vcm" / "weights" / f"{codec}-tiny"
+    q1, q2 = (CODECS.build(codec, {"checkpoint": str(weights / f"{q}.pth")}) for q in ("q1", "q2"))
+    kw = {"mask": Mask.full(*noise_image.shape[:2])} if codec == "emic" else {}
+    data = q1.encode(image=noise_image, **kw).data
+    assert q1.decode(data).image.shape == noise_image.shape
+    with pytest.raises(BitstreamError, match=f"made by model {q1.fingerprint.hex()}.*{q2.fingerprint.hex()}.*q2.pth"):
+        q2.decode(data)

@@ -229,7 +229,7 @@ def test_truncated_and_corrupt_bytes_raise_bitstream_error(ckpt: Path, image: np
 
     from vcm.codecs.container import pack
 
-    with pytest.raises(BitstreamError, match="px a side"):  # refused before anything is allocated
+    with pytest.raises(BitstreamError, match="announces a"):  # refused before anything is allocated
         codec.decode(pack(replace(c, height=1 << 30)).data)
     with pytest.raises(BitstreamError, match="whole number of words"):  # rANS reads are unchecked
         codec.decode(pack(replace(c, sections=(c.sections[0][:-1], c.sections[1]))).data)

@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import cv2
 import numpy as np
 
-from vcm.codecs.container import BitstreamError, Container, pack, unpack
+from vcm.codecs.container import BitstreamError, Container, check_model, pack, unpack
 from vcm.masks.sideinfo import SideInfoError, decode_grid, encode_grid
 from vcm.registry import Registry
 from vcm.types import DEFAULT_UNIT, Bitstream, Decoded, Mask, check_image
@@ -118,10 +118,12 @@ class FrameCodec:
             ch, cw = self._coded_size(h, w)
             image = cv2.resize(image, (cw, ch), interpolation=cv2.INTER_AREA)
         sections = self.coder.encode_canvas(np.ascontiguousarray(image))
-        return pack(Container(self.coder.name, h, w, unit, self.mode == "masked", side, tuple(sections)))
+        model = getattr(self.coder, "fingerprint", b"")  # learned canvas coders name their weights
+        return pack(Container(self.coder.name, h, w, unit, self.mode == "masked", side, tuple(sections), model))
 
     def decode(self, data: bytes) -> Decoded:
         c = unpack(data, expect_codec=self.coder.name)
+        check_model(c, getattr(self.coder, "fingerprint", b""), getattr(self.coder, "source", "its weights"))
         mask = None
         if c.has_mask:
             try:

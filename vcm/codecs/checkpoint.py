@@ -6,6 +6,7 @@ with :func:`update_tables`, so encoder and decoder always agree, also for float1
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -51,6 +52,18 @@ def save_codec_checkpoint(model: CompressionModel, config: dict[str, Any], path:
              if not k.endswith(TABLES)}
     torch.save({"config": config, "state_dict": state, **extra}, path)
     return Path(path)
+
+
+def fingerprint(model: torch.nn.Module) -> bytes:
+    """4 bytes naming the weights (and, through names and shapes, the architecture): SHA-1 of
+    every parameter and buffer but the coder tables, in float16 as the files store them."""
+    h = hashlib.sha1()
+    for k, v in sorted(model.state_dict().items()):
+        if k.endswith(TABLES):
+            continue
+        t = v.detach().cpu()
+        h.update(f"{k}{tuple(t.shape)}".encode() + (t.half() if t.is_floating_point() else t).numpy().tobytes())
+    return h.digest()[:4]
 
 
 def load_codec_checkpoint(path: str | Path, make: Callable[[dict[str, Any]], M], what: str) -> M:

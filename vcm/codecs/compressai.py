@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from vcm.assets import MissingAssetError, expand_path
 from vcm.codecs.base import FrameCodec
-from vcm.codecs.checkpoint import update_tables
+from vcm.codecs.checkpoint import fingerprint, update_tables
 from vcm.codecs.container import BitstreamError
 from vcm.device import load_checkpoint
 
@@ -49,8 +49,9 @@ class CompressAICoder:
 
     name = "compressai"
 
-    def __init__(self, model: torch.nn.Module, device: torch.device) -> None:
+    def __init__(self, model: torch.nn.Module, device: torch.device, source: str = "") -> None:
         self.model, self.device = model.to(device), device
+        self.fingerprint, self.source = fingerprint(model), source or "its weights"
 
     @torch.no_grad()
     def encode_canvas(self, image: np.ndarray) -> list[bytes]:
@@ -85,7 +86,7 @@ def compressai_codec(*, arch: str, checkpoint: str, quality: int | None = None, 
         url = official_url(arch, metric, quality) if quality is not None else None
         hint = f"; the official weights are at {url}" if url else ""
         raise MissingAssetError(f"compressai checkpoint for {arch} not found: {path}{hint}")
-    coder = CompressAICoder(load_zoo_model(arch, path), device or torch.device("cpu"))
+    coder = CompressAICoder(load_zoo_model(arch, path), device or torch.device("cpu"), checkpoint)
     return FrameCodec(coder, mode=mode, fill=fill, fill_value=fill_value, blur_sigma=blur_sigma)
 
 

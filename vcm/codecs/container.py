@@ -2,21 +2,30 @@
 
 Layout (all counted in bpp)::
 
-    header : b"vc" | codec tag (1 B) | flags (1 B: bit0 mask present, bits1-3 log2(unit))
+    header : b"vc" | codec tag (1 B; 0: the codec's name follows, LEB128 length + UTF-8)
+             | flags (1 B: bit0 mask present, bits1-3 log2(unit), bit4 model fingerprint present)
              | height, width, number of payload sections, side length, section lengths (LEB128)
+             | model fingerprint (4 B, learned codecs: which weights made the bytes)
+             | CRC-32 of everything else (4 B, zlib)
     side   : the coded mask grid (:mod:`vcm.masks.sideinfo`), empty when no mask is sent
     payload: the codec's sections, concatenated
+
+:func:`unpack` checks the length, the checksum and the image size (at most
+``VCM_MAX_PIXELS``, default 2^28) before any decoder sees a byte.
 """
 
 from __future__ import annotations
 
+import os
+import zlib
 from dataclasses import dataclass
 
 from vcm.types import Bitstream
 
 MAGIC = b"vc"
 TAGS = {"jpeg": 1, "webp": 2, "avif": 3, "png": 4, "compressai": 16, "emic": 32, "gitssic": 33,
-        "mcm": 34, "segpic": 35}
+        "mcm": 34, "segpic": 35}  # built-ins get one byte; any other codec is named in full
+MAX_PIXELS = 1 << 28  # default bound on height x width (16384 x 16384); env VCM_MAX_PIXELS overrides
 
 
 class BitstreamError(ValueError):
@@ -32,6 +41,7 @@ class Container:
     has_mask: bool
     side: bytes
     sections: tuple[bytes, ...]
+    model: bytes = b""  # fingerprint of the weights that made the bytes (learned codecs, 4 B)
 
 
 def _varint(n: int) -> bytes:
@@ -61,45 +71,85 @@ def pack(c: Container) -> Bitstream:
     """Serialise ``c``; the returned Bitstream records header / side / payload sizes."""
     if c.unit & (c.unit - 1) or not 1 <= c.unit <= 128:
         raise ValueError(f"mask unit must be a power of two <= 128, got {c.unit}")
-    flags = int(c.has_mask) | (c.unit.bit_length() - 1) << 1
-    header = MAGIC + bytes([TAGS[c.codec], flags])
+    if c.model and len(c.model) != 4:
+        raise ValueError(f"a model fingerprint has 4 bytes, got {len(c.model)}")
+    flags = int(c.has_mask) | (c.unit.bit_length() - 1) << 1 | int(bool(c.model)) << 4
+    tag = TAGS.get(c.codec, 0)
+    name = b"" if tag else _varint(len(c.codec.encode())) + c.codec.encode()
+    header = MAGIC + bytes([tag, flags]) + name
     header += b"".join(_varint(v) for v in (c.height, c.width, len(c.sections), len(c.side)))
-    header += b"".join(_varint(len(s)) for s in c.sections)
+    header += b"".join(_varint(len(s)) for s in c.sections) + c.model
     payload = b"".join(c.sections)
-    return Bitstream(header + c.side + payload, len(header), len(c.side), len(payload))
+    crc = zlib.crc32(c.side + payload, zlib.crc32(header)).to_bytes(4, "big")
+    return Bitstream(header + crc + c.side + payload, len(header) + 4, len(c.side), len(payload))
+
+
+def max_pixels() -> int:
+    try:
+        return int(os.environ.get("VCM_MAX_PIXELS", MAX_PIXELS))
+    except ValueError as e:
+        raise ValueError(f"VCM_MAX_PIXELS must be an integer, got {os.environ['VCM_MAX_PIXELS']!r}") from e
 
 
 def unpack(data: bytes, expect_codec: str | None = None) -> Container:
-    """Parse bytes from :func:`pack`; raises :class:`BitstreamError` on any inconsistency."""
+    """Parse bytes from :func:`pack`; raises :class:`BitstreamError` on any inconsistency,
+    a checksum mismatch or an image larger than :func:`max_pixels`."""
     if len(data) < 4 or data[:2] != MAGIC:
         raise BitstreamError("not a vcm bitstream (bad magic) or truncated")
-    names = {v: k for k, v in TAGS.items()}
-    codec = names.get(data[2])
-    if codec is None:
-        raise BitstreamError(f"unknown codec tag {data[2]}")
+    codec, pos = _codec_name(data)
     if expect_codec is not None and codec != expect_codec:
         raise BitstreamError(f"bitstream was made by codec {codec!r}, not {expect_codec!r}")
-    flags, pos = data[3], 4
+    flags = data[3]
     height, pos = _read_varint(data, pos)
     width, pos = _read_varint(data, pos)
     count, pos = _read_varint(data, pos)
     side_len, pos = _read_varint(data, pos)
+    if count > len(data):
+        raise BitstreamError(f"bitstream header announces {count} sections in {len(data)} bytes")
     lengths = []
     for _ in range(count):
         n, pos = _read_varint(data, pos)
         lengths.append(n)
-    if height < 1 or width < 1:
-        raise BitstreamError(f"bitstream header has an empty image size {height}x{width}")
-    end = pos + side_len + sum(lengths)
+    model, pos = (data[pos:pos + 4], pos + 4) if flags & 16 else (b"", pos)
+    end = pos + 4 + side_len + sum(lengths)
     if len(data) != end:
         what = "truncated" if len(data) < end else "followed by trailing bytes"
         raise BitstreamError(f"bitstream {what}: {len(data)} bytes, header announces {end}")
+    if zlib.crc32(data[pos + 4:], zlib.crc32(data[:pos])).to_bytes(4, "big") != data[pos:pos + 4]:
+        raise BitstreamError("bitstream checksum mismatch: the bytes were corrupted")
+    if height < 1 or width < 1 or height * width > max_pixels():
+        raise BitstreamError(f"bitstream announces a {height}x{width} image (1 to {max_pixels()} pixels allowed, "
+                             "VCM_MAX_PIXELS)")
+    pos += 4
     side, pos = data[pos:pos + side_len], pos + side_len
     sections = []
     for n in lengths:
         sections.append(data[pos:pos + n])
         pos += n
-    return Container(codec, height, width, 1 << (flags >> 1 & 7), bool(flags & 1), side, tuple(sections))
+    return Container(codec, height, width, 1 << (flags >> 1 & 7), bool(flags & 1), side, tuple(sections), model)
+
+
+def _codec_name(data: bytes) -> tuple[str, int]:
+    """The codec's name and the position after it (built-in tag or a named codec)."""
+    if data[2]:
+        codec = {v: k for k, v in TAGS.items()}.get(data[2])
+        if codec is None:
+            raise BitstreamError(f"unknown codec tag {data[2]}")
+        return codec, 4
+    n, pos = _read_varint(data, 4)
+    if n > 64 or pos + n > len(data):
+        raise BitstreamError("bitstream header has a corrupt codec name")
+    try:
+        return data[pos:pos + n].decode(), pos + n
+    except UnicodeDecodeError as e:
+        raise BitstreamError("bitstream header has a corrupt codec name") from e
+
+
+def check_model(c: Container, fingerprint: bytes, what: str) -> None:
+    """Refuse bytes made by other weights than the decoder's (``what`` names its checkpoint)."""
+    if c.model and c.model != fingerprint:
+        raise BitstreamError(f"{c.codec} bitstream was made by model {c.model.hex()}, but this decoder is model "
+                             f"{fingerprint.hex()} ({what}): decode with the weights that encoded it")
 
 
 MAX_LEARNED_SIDE = 1 << 14  # px; learned decoders refuse larger headers before allocating anything

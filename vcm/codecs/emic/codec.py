@@ -14,8 +14,8 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from vcm.codecs.checkpoint import load_codec_checkpoint, save_codec_checkpoint
-from vcm.codecs.container import BitstreamError, Container, pack, unpack
+from vcm.codecs.checkpoint import fingerprint, load_codec_checkpoint, save_codec_checkpoint
+from vcm.codecs.container import BitstreamError, Container, check_model, pack, unpack
 from vcm.codecs.emic.model import EmicConfig, EmicModel, prepare_input
 from vcm.masks.sideinfo import SideInfoError, decode_grid, encode_grid
 from vcm.types import Bitstream, Decoded, Mask, check_image
@@ -36,9 +36,9 @@ class EmicCodec:
     input_ports: ClassVar[Mapping[str, str]] = {"image": "image", "mask": "mask"}
     optional_ports: ClassVar[frozenset[str]] = frozenset()
 
-    def __init__(self, model: EmicModel, device: torch.device | None = None) -> None:
+    def __init__(self, model: EmicModel, device: torch.device | None = None, source: str = "") -> None:
         self.model, self.device = model.to(device or "cpu").eval(), device or torch.device("cpu")
-        self.unit = model.cfg.unit
+        self.unit, self.fingerprint, self.source = model.cfg.unit, fingerprint(model), source or "its weights"
 
     def encode(self, *, image: np.ndarray, mask: Mask | None = None) -> Bitstream:
         h, w = check_image(image).shape[:2]
@@ -51,10 +51,11 @@ class EmicCodec:
             x = prepare_input(torch.from_numpy(np.array(image)), self.unit).to(self.device)  # owned copy
             grid = torch.from_numpy(mask.grid)[None].to(self.device)
             sections = tuple(self.model.compress(x, grid)["strings"])
-        return pack(Container("emic", h, w, self.unit, True, encode_grid(mask.grid), sections))
+        return pack(Container("emic", h, w, self.unit, True, encode_grid(mask.grid), sections, self.fingerprint))
 
     def decode(self, data: bytes) -> Decoded:
         c = unpack(data, expect_codec="emic")
+        check_model(c, self.fingerprint, self.source)
         try:
             grid = decode_grid(c.side, *Mask.grid_shape(c.height, c.width, c.unit))
         except SideInfoError as e:
@@ -76,4 +77,4 @@ class EmicCodec:
 
 def emic(*, checkpoint: str, device: torch.device | None = None) -> EmicCodec:
     """EMIC from a checkpoint written by :func:`save_emic_checkpoint` (or ``vcm train``)."""
-    return EmicCodec(load_emic(checkpoint), device)
+    return EmicCodec(load_emic(checkpoint), device, checkpoint)

@@ -17,8 +17,8 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from vcm.codecs.checkpoint import load_codec_checkpoint, save_codec_checkpoint
-from vcm.codecs.container import BitstreamError, Container, pack, unpack
+from vcm.codecs.checkpoint import fingerprint, load_codec_checkpoint, save_codec_checkpoint
+from vcm.codecs.container import BitstreamError, Container, check_model, pack, unpack
 from vcm.codecs.emic.tokens import pad_to_unit
 from vcm.codecs.gitssic.groups import GroupMapError, decode_groups, encode_groups, group_map
 from vcm.codecs.gitssic.model import GitSsicConfig, GitSsicModel
@@ -63,7 +63,7 @@ def select_groups(data: bytes, keep: Iterable[int]) -> bytes:
     n = int(decode_groups(c.side, Mask.grid_shape(c.height, c.width, LATENT)).max()) + 1
     per, keep = len(c.sections) // max(n, 1), set(keep)
     sections = tuple(s if i // per in keep else b"" for i, s in enumerate(c.sections))
-    return pack(Container(c.codec, c.height, c.width, c.unit, c.has_mask, c.side, sections)).data
+    return pack(Container(c.codec, c.height, c.width, c.unit, c.has_mask, c.side, sections, c.model)).data
 
 
 class GitSsicCodec:
@@ -74,13 +74,14 @@ class GitSsicCodec:
     optional_ports: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, model: GitSsicModel, groups: str = "instances", send: str = "all",
-                 device: torch.device | None = None) -> None:
+                 device: torch.device | None = None, source: str = "") -> None:
         if groups not in ("instances", "components"):
             raise ValueError(f"groups must be 'instances' or 'components', got {groups!r}")
         if send not in SEND:
             raise ValueError(f"send must be one of {SEND}, got {send!r}")
         self.model, self.device = model.to(device or "cpu").eval(), device or torch.device("cpu")
         self.groups, self.send = groups, send
+        self.fingerprint, self.source = fingerprint(model), source or "its weights"
 
     def encode(self, *, image: np.ndarray, mask: Mask | None = None) -> Bitstream:
         h, w = check_image(image).shape[:2]
@@ -94,11 +95,12 @@ class GitSsicCodec:
         sent = {g for g in strings if self.send == "all" or g > 0}
         sections = tuple(s for g in range(int(ids.max()) + 1)
                          for s in (strings[g] if g in sent else [b""] * per))
-        return pack(Container("gitssic", h, w, LATENT, True, encode_groups(ids), sections))
+        return pack(Container("gitssic", h, w, LATENT, True, encode_groups(ids), sections, self.fingerprint))
 
     def decode(self, data: bytes, groups: Iterable[int] | None = None) -> Decoded:
         """Decode the transmitted groups (or only ``groups`` of them); the rest stays black."""
         c, ids, strings = _parse(data, self.model.cfg.slices)
+        check_model(c, self.fingerprint, self.source)
         if groups is not None:
             strings = {g: s for g, s in strings.items() if g in set(groups)}
         decoded = np.isin(ids, list(strings))
@@ -116,4 +118,4 @@ class GitSsicCodec:
 def gitssic(*, checkpoint: str, groups: str = "instances", send: str = "all",
             device: torch.device | None = None) -> GitSsicCodec:
     """GIT-SSIC from a checkpoint written by :func:`save_gitssic_checkpoint` (or ``vcm train``)."""
-    return GitSsicCodec(load_gitssic(checkpoint), groups, send, device)
+    return GitSsicCodec(load_gitssic(checkpoint), groups, send, device, checkpoint)

@@ -24,8 +24,8 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from vcm.codecs.checkpoint import load_codec_checkpoint, save_codec_checkpoint
-from vcm.codecs.container import BitstreamError, Container, check_learned, pack, unpack
+from vcm.codecs.checkpoint import fingerprint, load_codec_checkpoint, save_codec_checkpoint
+from vcm.codecs.container import BitstreamError, Container, check_learned, check_model, pack, unpack
 from vcm.codecs.emic.tokens import pad_to_unit
 from vcm.codecs.mcm.model import McmConfig, McmModel
 from vcm.codecs.mcm.positions import CODERS, PositionError, decode_positions, encode_positions
@@ -73,7 +73,7 @@ class McmCodec:
     optional_ports: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, model: McmModel, positions: str = "huffman", tile: int = 256,
-                 device: torch.device | None = None) -> None:
+                 device: torch.device | None = None, source: str = "") -> None:
         if positions not in CODERS:
             raise ValueError(f"positions must be one of {CODERS}, got {positions!r}")
         if tile < 0 or tile % model.cfg.patch:
@@ -81,6 +81,7 @@ class McmCodec:
         self.device = device or torch.device("cpu")
         self.model, self.positions, self.patch = model.to(self.device).eval(), positions, model.cfg.patch
         self.tile = tile // self.patch
+        self.fingerprint, self.source = fingerprint(model), source or "its weights"
 
     def encode(self, *, image: np.ndarray, mask: Mask | None = None) -> Bitstream:
         h, w = check_image(image).shape[:2]
@@ -99,10 +100,11 @@ class McmCodec:
                 crop = x[..., r0 * p:(r0 + th) * p, c0 * p:(c0 + tw) * p].to(self.device)
                 parts.append((crop, torch.from_numpy(local).to(self.device)))
         sections = self.model.compress(parts) if parts else ()
-        return pack(Container("mcm", h, w, self.patch, True, record, tuple(sections)))
+        return pack(Container("mcm", h, w, self.patch, True, record, tuple(sections), self.fingerprint))
 
     def decode(self, data: bytes) -> Decoded:
         c = unpack(data, expect_codec="mcm")
+        check_model(c, self.fingerprint, self.source)
         check_learned(c)
         if c.unit != self.patch:
             raise BitstreamError(f"mcm bitstream has {c.unit}-px patches, the model uses {self.patch}")
@@ -132,4 +134,4 @@ class McmCodec:
 def mcm(*, checkpoint: str, positions: str = "huffman", tile: int = 256,
         device: torch.device | None = None) -> McmCodec:
     """MCM from a checkpoint written by :func:`save_mcm_checkpoint` (or ``vcm train``)."""
-    return McmCodec(load_mcm(checkpoint), positions, tile, device)
+    return McmCodec(load_mcm(checkpoint), positions, tile, device, checkpoint)

@@ -16,8 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vcm.codecs.checkpoint import load_codec_checkpoint, save_codec_checkpoint
-from vcm.codecs.container import BitstreamError, Container, check_learned, pack, unpack
+from vcm.codecs.checkpoint import fingerprint, load_codec_checkpoint, save_codec_checkpoint
+from vcm.codecs.container import BitstreamError, Container, check_learned, check_model, pack, unpack
 from vcm.codecs.segpic.model import SegpicConfig, SegpicModel
 from vcm.types import Bitstream, Decoded, Mask, check_image
 
@@ -43,8 +43,9 @@ class SegpicCodec:
     input_ports: ClassVar[Mapping[str, str]] = {"image": "image"}
     optional_ports: ClassVar[frozenset[str]] = frozenset()
 
-    def __init__(self, model: SegpicModel, device: torch.device | None = None) -> None:
+    def __init__(self, model: SegpicModel, device: torch.device | None = None, source: str = "") -> None:
         self.device = device or torch.device("cpu")
+        self.fingerprint, self.source = fingerprint(model), source or "its weights"
         self.model = model.to(self.device).eval()
         self.n_strings = 4 if model.cfg.rat else 2
 
@@ -54,10 +55,11 @@ class SegpicCodec:
         h, w = check_image(image).shape[:2]
         x = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float().div(255)
         x = F.pad(x, centred_padding(h, w), mode="replicate").to(self.device)
-        return pack(Container("segpic", h, w, 16, False, b"", tuple(self.model.compress(x))))
+        return pack(Container("segpic", h, w, 16, False, b"", tuple(self.model.compress(x)), self.fingerprint))
 
     def decode(self, data: bytes) -> Decoded:
         c = unpack(data, expect_codec="segpic")
+        check_model(c, self.fingerprint, self.source)
         check_learned(c)
         if c.has_mask or c.side or len(c.sections) != self.n_strings:
             raise BitstreamError(f"segpic bitstream needs {self.n_strings} payload sections and no mask record")
@@ -73,4 +75,4 @@ class SegpicCodec:
 
 def segpic(*, checkpoint: str, device: torch.device | None = None) -> SegpicCodec:
     """SegPIC from a checkpoint written by :func:`save_segpic_checkpoint` (or ``vcm train``)."""
-    return SegpicCodec(load_segpic(checkpoint), device)
+    return SegpicCodec(load_segpic(checkpoint), device, checkpoint)

@@ -4,6 +4,8 @@ own bpp and PSNR. Images are re-coded here (bounded: ``images`` x series)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -45,11 +47,19 @@ def panel(image: np.ndarray, caption: str) -> np.ndarray:
 
 
 def gallery(exp: Experiment, out: Path, images: int, device: Any) -> list[Path]:
-    """One JPEG per image (first ``images`` of the dataset) under ``out``; returns the paths."""
+    """One JPEG per image (first ``images`` of the dataset) under ``out``; returns the paths.
+    Files named by a hash of the points and images are reused: re-reporting re-codes nothing."""
+    sids = exp.dataset.ids()[:images]
+    tag = hashlib.sha1(json.dumps([[p.key for p in middle_points(exp)], sids, WIDTH]).encode()).hexdigest()[:10]
+    cached = [out / f"gallery_{i}_{tag}.jpg" for i in range(len(sids))]
+    if all(p.is_file() for p in cached):
+        return cached
+    for old in out.glob("gallery_*.jpg"):
+        old.unlink()
     worker = SampleWorker(exp.graph, exp.plan, exp.dataset, Components(device))
     dec_node = exp.graph.by_kind("decode")[0].name
-    paths = []
-    for sid in exp.dataset.ids()[:images]:
+    paths: list[Path] = []
+    for sid in sids:
         sample, memo = exp.dataset.load(sid), {}
         tiles = [panel(sample.image, f"original {sid}")]
         for point in middle_points(exp):
@@ -58,7 +68,7 @@ def gallery(exp: Experiment, out: Path, images: int, device: Any) -> list[Path]:
             coded = dec.mask.coded_pixels() if dec.mask is not None else None
             bpp, q = bits / sample.image[..., 0].size, psnr(sample.image, dec.image)
             tiles.append(panel(outline(dec.image, coded), f"{bpp:.3f} bpp {q:.1f} dB {point.series} {point.point}"))
-        paths.append(out / f"gallery_{len(paths)}.jpg")
+        paths.append(cached[len(paths)])
         cv2.imwrite(str(paths[-1]), cv2.cvtColor(grid_of(tiles), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
     return paths
 

@@ -1,4 +1,5 @@
 from pathlib import Path
+import pytest
 
 import yaml
 
@@ -34,3 +35,9 @@ def test_errors_are_reported_with_exit_code_2(tmp_path: Path, coco_root: str, ca
     assert main(["report", str(tmp_path / "nothing")]) == 2
     assert "not a vcm run folder" in capsys.readouterr().err
     assert main(["run", str(tmp_path / "missing.yaml")]) == 2
+    (tmp_path / "broken.yaml").write_text("name: x\ngrid: [\n")
+    assert main(["run", str(tmp_path / "broken.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "broken.yaml: not valid YAML (line 3" in err and "Traceback" not in err
+    with pytest.raises(FileNotFoundError):  # --debug: the traceback, before or after the subcommand
+        main(["report", str(tmp_path / "nothing"), "--debug"])

@@ -12,6 +12,7 @@ from pathlib import Path
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vcm", description="coding-for-machines evaluation")
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="run an experiment config, then write its report")
     r.add_argument("config")
@@ -40,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args, extra = parser.parse_known_args(argv)
     overrides = [e for e in extra if "=" in e and not e.startswith("-")]
+    args.debug = args.debug or "--debug" in extra  # also accepted after the subcommand
+    extra = [e for e in extra if e != "--debug"]
     if args.cmd not in ("run", "train") and overrides or len(overrides) != len(extra):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.cmd in ("run", "train"):
@@ -47,9 +50,22 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=".*torch.jit.script.*")  # compressai import noise
     try:
         return {"run": _run, "report": _report, "train": _train, "list": _list, "export": _export}[args.cmd](args)
-    except (ValueError, KeyError, FileNotFoundError, ImportError) as e:
-        print(f"vcm {args.cmd}: error: {e}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"vcm {args.cmd}: interrupted; finished work is saved, the same command resumes it", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - untrusted input: a clear line, exit code 2
+        if args.debug:
+            raise
+        print(f"vcm {args.cmd}: error: {_describe(e)} (--debug shows the traceback)", file=sys.stderr)
         return 2
+
+
+def _describe(e: BaseException) -> str:
+    """The message, with the exception's kind when the message alone is not self-explaining."""
+    text = str(e) or type(e).__name__
+    if isinstance(e, (KeyError, ValueError, FileNotFoundError, ImportError)):
+        return text
+    return f"{type(e).__name__}: {text}"
 
 
 def _run(args: argparse.Namespace) -> int:

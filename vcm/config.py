@@ -127,7 +127,14 @@ def read_yaml(path: str | Path, overrides: list[str] | None = None) -> dict[str,
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"config file not found: {p}")
-    raw = yaml.safe_load(p.read_text())
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        raise ConfigError(f"{p}: not valid YAML{where}: {getattr(e, 'problem', None) or e}") from e
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{p}: cannot be read: {e}") from e
     if not isinstance(raw, dict):
         raise ConfigError(f"{p}: top level must be a mapping")
     return apply_overrides(raw, overrides or [])

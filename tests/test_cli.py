@@ -1,6 +1,6 @@
 from pathlib import Path
-import pytest
 
+import pytest
 import yaml
 
 from vcm.cli import main

@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"vcm {args.cmd}: interrupted; finished work is saved, the same command resumes it", file=sys.stderr)
         return 130
-    except Exception as e:  # noqa: BLE001 - untrusted input: a clear line, exit code 2
+    except Exception as e:  # untrusted input: a clear line, exit code 2
         if args.debug:
             raise
         print(f"vcm {args.cmd}: error: {_describe(e)} (--debug shows the traceback)", file=sys.stderr)

@@ -85,7 +85,7 @@ def summary_rows(summary: list[dict[str, Any]]) -> list[dict[str, Any]]:
         row = {}
         for k, v in r.items():
             unit = "ms" if k.startswith("ms_") else UNITS.get(k)
-            row[f"{k[3:] if k.startswith('ms_') else k} ({unit})" if unit else k] = v
+            row[f"{k.removeprefix('ms_')} ({unit})" if unit else k] = v
             if k == "bpp_side":
                 bpp = r.get("bpp")
                 row["side % of bpp"] = 100 * v / bpp if v is not None and bpp else None

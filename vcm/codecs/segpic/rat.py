@@ -96,7 +96,7 @@ def mask_pool(f: torch.Tensor, seg: torch.Tensor, n: int) -> torch.Tensor:
 
 def mask_expand(protos: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
     """Each pixel's prototype: protos (B, n, C), seg (B, h, w) -> (B, C, h, w)."""
-    b, n, c = protos.shape
+    b, _, c = protos.shape
     idx = seg.reshape(b, -1, 1).expand(-1, -1, c)
     return protos.gather(1, idx).transpose(1, 2).reshape(b, c, *seg.shape[-2:])
 

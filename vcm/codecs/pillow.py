@@ -16,8 +16,8 @@ class PillowCoder:
     """One Pillow format at one quality (0-100). ``options`` go to ``Image.save``."""
 
     def __init__(self, name: str, pil_format: str, quality: int, **options: object) -> None:
-        if not 0 <= quality <= 100:
-            raise ValueError(f"{name} quality must be in [0, 100], got {quality}")
+        if isinstance(quality, bool) or not isinstance(quality, int) or not 0 <= quality <= 100:
+            raise ValueError(f"{name} quality must be an integer in [0, 100], got {quality!r}")
         self.name, self.pil_format, self.quality, self.options = name, pil_format, quality, options
 
     def encode_canvas(self, image: np.ndarray) -> list[bytes]:
@@ -32,8 +32,8 @@ class PillowCoder:
             with Image.open(io.BytesIO(sections[0])) as im:
                 im.load()
                 return to_rgb8(im)
-        except OSError as e:
-            raise BitstreamError(f"{self.name} payload cannot be decoded: {e}") from e
+        except (OSError, RuntimeError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:
+            raise BitstreamError(f"{self.name} payload cannot be decoded: {type(e).__name__}: {e}") from e
 
 
 def jpeg(*, quality: int = 75, mode: str = "full", fill: str = "blur", fill_value: int = 128,

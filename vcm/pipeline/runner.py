@@ -12,6 +12,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import torch
 from tqdm import tqdm
 
 from vcm.config import ExperimentConfig, dump_config
@@ -77,7 +78,8 @@ def run(exp: Experiment, progress: bool = True) -> RunSummary:
             if pts or ref:
                 units.append((sid, pts, ref))
                 total += len(pts) + int(ref)
-        worker = SampleWorker(exp.graph, exp.plan, exp.dataset, Components(resolve_device(exp.config.device)),
+        components = build_all(exp, Components(resolve_device(exp.config.device))) if units else None
+        worker = SampleWorker(exp.graph, exp.plan, exp.dataset, components or Components(torch.device("cpu")),
                               exp.config.eval.msssim, exp.config.eval.lpips)
         with tqdm(total=total, desc=exp.config.name, unit="item", disable=not progress) as bar:
             for sid, key, record in make_executor(exp.config.executor).imap(worker, units):
@@ -88,6 +90,21 @@ def run(exp: Experiment, progress: bool = True) -> RunSummary:
         store.close()
     n_all = len(exp.dataset.ids()) * (len(exp.plan.points) + 1)
     return RunSummary(exp.run_dir, computed, n_all - total)
+
+
+def build_all(exp: Experiment, components: Components) -> Components:
+    """Build every component the plan uses before any image is read, so a bad value, a missing
+    checkpoint or an unusable device fails at once, naming the component."""
+    choices = {(n.kind, c.ident): (n, c) for p in exp.plan.points for n in exp.graph.nodes if n.kind != "task"
+               for c in [p.choice(n.component)]}
+    choices.update({("task", t.ident): (exp.graph.by_kind("task")[0], t) for t in exp.plan.tasks})
+    for (kind, _), (node, choice) in choices.items():
+        try:
+            components.get(kind, choice)
+        except Exception as e:
+            raise ValueError(f"grid.{node.component} '{choice.label}' ({choice.type}, {dict(choice.params)}): "
+                             f"{type(e).__name__}: {e}") from e
+    return components
 
 
 def provenance() -> dict[str, Any]:

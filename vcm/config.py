@@ -100,7 +100,8 @@ class ExperimentConfig:
     grid: dict[str, list[ComponentSpec]]
     output_dir: str = "runs/${name}"
     device: str = "auto"
-    seed: int = 0
+    seed: int = 0                    # seeds Python, NumPy and torch at the start of a run (random masks
+                                     # also take their own per-image ``seed``)
     executor: str = "inprocess"
     exclude: tuple[dict[str, Any], ...] = ()  # combinations to skip: {grid key: label glob(s)}
     eval: EvalConfig = EvalConfig()

@@ -62,6 +62,7 @@ class RunSummary:
 def run(exp: Experiment, progress: bool = True) -> RunSummary:
     """Compute every missing (image, point) record, skipping those already stored."""
     exp.run_dir.mkdir(parents=True, exist_ok=True)
+    seed_everything(exp.config.seed)
     (exp.run_dir / CONFIG_NAME).write_text(dump_config(exp.config))
     (exp.run_dir / "provenance.json").write_text(json.dumps(provenance(), indent=2))
     store = ResultStore(exp.run_dir / STORE_NAME)
@@ -90,6 +91,17 @@ def run(exp: Experiment, progress: bool = True) -> RunSummary:
         store.close()
     n_all = len(exp.dataset.ids()) * (len(exp.plan.points) + 1)
     return RunSummary(exp.run_dir, computed, n_all - total)
+
+
+def seed_everything(seed: int) -> None:
+    """Python's, NumPy's and torch's global generators (components keep their own seeds)."""
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
 
 
 def build_all(exp: Experiment, components: Components) -> Components:

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from vcm.assets import MissingAssetError, expand_path
 from vcm.codecs.base import FrameCodec
 from vcm.codecs.checkpoint import fingerprint, update_tables
-from vcm.codecs.container import BitstreamError
+from vcm.codecs.container import BitstreamError, rans_guard
 from vcm.device import load_checkpoint
 
 PAD = 64  # total down-sampling of every zoo model
@@ -67,9 +67,14 @@ class CompressAICoder:
     def decode_canvas(self, sections: tuple[bytes, ...], height: int, width: int) -> np.ndarray:
         if len(sections) < 2 or len(sections[0]) != 4:
             raise BitstreamError("compressai bitstream lacks its latent-shape section")
+        hp, wp = -(-height // PAD) * PAD, -(-width // PAD) * PAD
+        shape = list(struct.unpack(">HH", sections[0]))
+        if tuple(shape) not in ((hp // 64, wp // 64), (hp // 16, wp // 16)):  # hyperprior z / factorized y
+            raise BitstreamError(f"compressai latent shape {shape} does not fit a {height}x{width} image")
+        if len(sections) - 1 != (2 if hasattr(self.model, "h_s") else 1):
+            raise BitstreamError(f"compressai bitstream has {len(sections) - 1} strings for this model")
         try:
-            shape = list(struct.unpack(">HH", sections[0]))
-            out = self.model.decompress([[s] for s in sections[1:]], shape)
+            out = self.model.decompress([[s] for s in rans_guard(sections[1:], hp, wp)], shape)
         except (RuntimeError, ValueError, IndexError) as e:
             raise BitstreamError(f"compressai payload cannot be decoded: {e}") from e
         x = out["x_hat"][0, :, :height, :width].clamp(0, 1)

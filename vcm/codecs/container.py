@@ -145,6 +145,16 @@ def _codec_name(data: bytes) -> tuple[str, int]:
         raise BitstreamError("bitstream header has a corrupt codec name") from e
 
 
+def rans_guard(sections: tuple[bytes, ...], height: int, width: int) -> list[bytes]:
+    """Each rANS string followed by 4 zero bytes per pixel: compressai's decoder reads words
+    without bounds checks, and garbage that passed every check (a checksum recomputed by an
+    attacker, a buggy encoder) may make it read past a string's end; the padding keeps such
+    reads inside memory we own (at most one word per decoded symbol, fewer symbols than 4 per
+    pixel in every vcm codec). Valid strings decode identically."""
+    pad = bytes(4 * height * width)
+    return [s + pad for s in sections]
+
+
 def check_model(c: Container, fingerprint: bytes, what: str) -> None:
     """Refuse bytes made by other weights than the decoder's (``what`` names its checkpoint)."""
     if c.model and c.model != fingerprint:

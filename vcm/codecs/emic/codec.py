@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from vcm.codecs.checkpoint import fingerprint, load_codec_checkpoint, save_codec_checkpoint
-from vcm.codecs.container import BitstreamError, Container, check_model, pack, unpack
+from vcm.codecs.container import BitstreamError, Container, check_model, pack, rans_guard, unpack
 from vcm.codecs.emic.model import EmicConfig, EmicModel, prepare_input
 from vcm.masks.sideinfo import SideInfoError, decode_grid, encode_grid
 from vcm.types import Bitstream, Decoded, Mask, check_image
@@ -68,7 +68,7 @@ class EmicCodec:
             raise BitstreamError(f"emic bitstream needs {want} payload sections, has {len(c.sections)}")
         hp, wp = grid.shape[0] * c.unit, grid.shape[1] * c.unit
         try:
-            x = self.model.decompress(list(c.sections), torch.from_numpy(grid)[None].to(self.device), hp, wp)
+            x = self.model.decompress(rans_guard(c.sections, hp, wp), torch.from_numpy(grid)[None].to(self.device), hp, wp)
         except (RuntimeError, ValueError, IndexError) as e:
             raise BitstreamError(f"emic payload cannot be decoded: {e}") from e
         img = (x[0, :, : c.height, : c.width].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()

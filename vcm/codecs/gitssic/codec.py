@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from vcm.codecs.checkpoint import fingerprint, load_codec_checkpoint, save_codec_checkpoint
-from vcm.codecs.container import BitstreamError, Container, check_model, pack, unpack
+from vcm.codecs.container import BitstreamError, Container, check_model, pack, rans_guard, unpack
 from vcm.codecs.emic.tokens import pad_to_unit
 from vcm.codecs.gitssic.groups import GroupMapError, decode_groups, encode_groups, group_map
 from vcm.codecs.gitssic.model import GitSsicConfig, GitSsicModel
@@ -108,7 +108,8 @@ class GitSsicCodec:
         if not strings:
             return Decoded(np.zeros((c.height, c.width, 3), np.uint8), mask)
         try:
-            x = self.model.decompress(strings, torch.from_numpy(ids)[None].to(self.device))
+            guarded = {g: rans_guard(tuple(s), c.height, c.width) for g, s in strings.items()}
+            x = self.model.decompress(guarded, torch.from_numpy(ids)[None].to(self.device))
         except (RuntimeError, ValueError, IndexError) as e:
             raise BitstreamError(f"gitssic payload cannot be decoded: {e}") from e
         img = (x[0, :, : c.height, : c.width].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from vcm.codecs.checkpoint import fingerprint, load_codec_checkpoint, save_codec_checkpoint
-from vcm.codecs.container import BitstreamError, Container, check_learned, check_model, pack, unpack
+from vcm.codecs.container import BitstreamError, Container, check_learned, check_model, pack, rans_guard, unpack
 from vcm.codecs.emic.tokens import pad_to_unit
 from vcm.codecs.mcm.model import McmConfig, McmModel
 from vcm.codecs.mcm.positions import CODERS, PositionError, decode_positions, encode_positions
@@ -119,7 +119,7 @@ class McmCodec:
         parts = tiles(gh, gw, self.tile)
         x = torch.zeros(1, 3, gh * p, gw * p, device=self.device)
         try:
-            out = self.model.decompress(*(c.sections or (b"", b"")), [
+            out = self.model.decompress(*(rans_guard(c.sections, c.height, c.width) if c.sections else (b"", b"")), [
                 (torch.from_numpy(tile_ids(ids, gw, t)).to(self.device), t[2] * p, t[3] * p) for t in parts])
         except (RuntimeError, ValueError, IndexError) as e:
             raise BitstreamError(f"mcm payload cannot be decoded: {e}") from e

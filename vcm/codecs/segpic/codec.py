@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from vcm.codecs.checkpoint import fingerprint, load_codec_checkpoint, save_codec_checkpoint
-from vcm.codecs.container import BitstreamError, Container, check_learned, check_model, pack, unpack
+from vcm.codecs.container import BitstreamError, Container, check_learned, check_model, pack, rans_guard, unpack
 from vcm.codecs.segpic.model import SegpicConfig, SegpicModel
 from vcm.types import Bitstream, Decoded, Mask, check_image
 
@@ -65,7 +65,8 @@ class SegpicCodec:
             raise BitstreamError(f"segpic bitstream needs {self.n_strings} payload sections and no mask record")
         left, right, top, bottom = centred_padding(c.height, c.width)
         try:
-            x = self.model.decompress(list(c.sections), c.height + top + bottom, c.width + left + right)
+            x = self.model.decompress(rans_guard(c.sections, c.height, c.width), c.height + top + bottom,
+                                      c.width + left + right)
         except (RuntimeError, ValueError, IndexError) as e:
             raise BitstreamError(f"segpic payload cannot be decoded: {e}") from e
         x = x[0, :, top:top + c.height, left:left + c.width]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from vcm.config import ComponentSpec, ExperimentConfig, load_config
 from vcm.device import resolve_device
+from vcm.pipeline.plan import auto_label
 from vcm.pipeline.runner import CONFIG_NAME, STORE_NAME, prepare
 from vcm.pipeline.store import ResultStore
 from vcm.report.aggregate import aggregate
@@ -86,7 +87,7 @@ def make_report(run_dir: str | Path, anchor: str | None = None, method: str | No
             "aggregation time (s)": round(time.perf_counter() - t, 1)}
     prov = run_dir / "provenance.json"
     context = {"tasks": {t.label: t.type for t in exp.plan.tasks},
-               "grid": {k: [dataclasses.asdict(s) for s in specs] for k, specs in cfg.grid.items()},
+               "grid": {k: [dataclasses.asdict(s) | {"label": auto_label(s)} for s in specs] for k, specs in cfg.grid.items()},
                "provenance": json.loads(prov.read_text()) if prov.is_file() else {},
                "cautions": cautions(cfg.grid), "gallery": shots}
     files = write_report(rows, run_dir / "report", f"vcm report: {cfg.name}", anchor, method, info, context)

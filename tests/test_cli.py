@@ -58,3 +58,23 @@ def test_component_errors_surface_before_any_image(tmp_path: Path, coco_root: st
     store = ResultStore(tmp_path / "run" / "results.sqlite")
     assert store.done() == set()
     store.close()
+
+
+def test_bad_checkpoints_and_devices_are_named(tmp_path: Path, coco_root: str, capsys) -> None:
+    weights = Path(__file__).resolve().parents[1] / "vcm" / "weights"
+    (tmp_path / "empty.pth").write_bytes(b"")
+    (tmp_path / "junk.pth").write_bytes(bytes(range(256)) * 4)
+    cases = {str(tmp_path / "empty.pth"): "cannot be read as a torch file",
+             str(tmp_path / "junk.pth"): "cannot be read as a torch file",
+             str(weights / "gitssic-tiny" / "q1.pth"): "is not a checkpoint of EMIC"}
+    for ckpt, message in cases.items():
+        cfg = tiny_config(tmp_path, coco_root)
+        cfg["grid"]["codec"] = [{"type": "emic", "checkpoint": ckpt}]
+        path = tmp_path / "c.yaml"
+        path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+        assert main(["run", str(path), "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "grid.codec 'emic'" in err and "Traceback" not in err
+    path.write_text(yaml.safe_dump({**tiny_config(tmp_path, coco_root), "device": "gpu"}, sort_keys=False))
+    assert main(["run", str(path), "--no-progress"]) == 2
+    assert "device must be auto, cpu or cuda[:N], got 'gpu'" in capsys.readouterr().err

@@ -71,7 +71,10 @@ def load_codec_checkpoint(path: str | Path, make: Callable[[dict[str, Any]], M],
     ckpt = load_checkpoint(require_file(expand_path(str(path)), f"{what} checkpoint"))
     if "config" not in ckpt or "state_dict" not in ckpt:
         raise ValueError(f"{path} is not a {what} checkpoint (needs 'config' and 'state_dict')")
-    model = make(ckpt["config"])
+    try:
+        model = make(ckpt["config"])
+    except (TypeError, ValueError, KeyError) as e:
+        raise ValueError(f"{path} is not a checkpoint of {what} (its config does not fit: {e})") from e
     update_tables(model)  # placeholder coder tables for the keys the file leaves out
     state = {k: v for k, v in model.state_dict().items() if k.endswith(TABLES)} | ckpt["state_dict"]
     model.load_state_dict(state)

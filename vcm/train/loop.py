@@ -117,7 +117,7 @@ class RateTrainer:
 
     def _restore(self) -> None:
         if self.state_path.is_file():
-            st = load_checkpoint(self.state_path)
+            st = load_checkpoint(self.state_path, trusted=True)  # written by this loop
             self.model.load_state_dict(st["model"])
             self.opts[0].load_state_dict(st["opt"])
             self.opts[1].load_state_dict(st["aux_opt"])

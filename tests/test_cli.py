@@ -78,3 +78,6 @@ def test_bad_checkpoints_and_devices_are_named(tmp_path: Path, coco_root: str, c
     path.write_text(yaml.safe_dump({**tiny_config(tmp_path, coco_root), "device": "gpu"}, sort_keys=False))
     assert main(["run", str(path), "--no-progress"]) == 2
     assert "device must be auto, cpu or cuda[:N], got 'gpu'" in capsys.readouterr().err
+    path.write_text(yaml.safe_dump({**tiny_config(tmp_path, coco_root), "report": {"anchor": "jpg"}}, sort_keys=False))
+    assert main(["run", str(path), "--no-progress"]) == 2  # before any image is computed
+    assert "report.anchor 'jpg' is not a series" in capsys.readouterr().err

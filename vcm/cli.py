@@ -84,6 +84,9 @@ def _run(args: argparse.Namespace) -> int:
 
     t = time.perf_counter()
     exp = prepare(load_config(args.config, args.overrides), base_dir=Path(args.config).resolve().parent.parent)
+    anchor = exp.config.report.anchor
+    if anchor and not args.no_report and exp.plan.resolve(anchor) not in exp.plan.series():
+        raise ValueError(f"report.anchor {anchor!r} is not a series of this grid; series: {', '.join(exp.plan.series())}")
     n = len(exp.dataset.ids())
     print(f"{exp.config.name}: {n} images x {len(exp.plan.points)} points "
           f"({len(exp.plan.series())} series), tasks: {', '.join(t.label for t in exp.plan.tasks)}")

@@ -93,3 +93,20 @@ def test_unset_assets_variable_is_a_clear_error(monkeypatch) -> None:
         expand_path("${VCM_ASSETS}/data/coco-mini")
     with pytest.raises(MissingAssetError, match="VCM_ASSETS is not set"):
         assets_root()
+
+
+def test_parameter_types_and_bad_overrides_are_named() -> None:
+    """Plain-typed parameters are checked before building; overrides that are not YAML or go
+    through a value name themselves."""
+    from vcm.codecs import CODECS
+    from vcm.data import DATASETS
+
+    with pytest.raises(RegistryError, match="dataset 'coco': parameter 'limit' must be an integer or null, got 'ten'"):
+        DATASETS.build("coco", {"root": "x", "limit": "ten"})
+    with pytest.raises(RegistryError, match="parameter 'mode' must be a string, got 3"):
+        CODECS.build("jpeg", {"mode": 3})
+    CODECS.build("jpeg", {"quality": 30, "scale": 1})  # an int where a float is expected is fine
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        apply_overrides({"grid": {}}, ["grid.q=[20,60"])
+    with pytest.raises(ConfigError, match="'name' is a value, not a mapping"):
+        apply_overrides({"name": "x"}, ["name.sub=1"])

@@ -208,12 +208,17 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         key, sep, text = ov.partition("=")
         if not sep or not key:
             raise ConfigError(f"override {ov!r} is not of the form key.path=value")
-        value = yaml.safe_load(text) if text else ""
+        try:
+            value = yaml.safe_load(text) if text else None
+        except yaml.YAMLError as e:
+            raise ConfigError(f"override {ov!r}: the value is not valid YAML ({getattr(e, 'problem', e)})") from e
         node: Any = raw
         parts = key.split(".")
         for i, part in enumerate(parts[:-1]):
             node = _step(node, part, ".".join(parts[: i + 1]), create=True)
         last = parts[-1]
+        if not isinstance(node, (dict, list)):
+            raise ConfigError(f"override {ov!r}: {'.'.join(parts[:-1])!r} is a value, not a mapping")
         if isinstance(node, list):
             node[_index(node, last, key)] = value
         else:

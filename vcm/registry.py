@@ -9,6 +9,8 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+import types
+import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -110,3 +112,41 @@ def check_params(what: str, factory: Callable[..., Any], params: Mapping[str, An
     ]
     if missing:
         raise RegistryError(f"{what}: missing required parameter(s) {', '.join(missing)}")
+    check_types(what, factory, params)
+
+
+_SIMPLE = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+           list: "a list", tuple: "a list", dict: "a mapping"}
+
+
+def check_types(what: str, factory: Callable[..., Any], params: Mapping[str, Any]) -> None:
+    """Values of parameters annotated with plain types (int, float, str, bool, lists, mappings,
+    unions with None) must be of that type: ``limit: "ten"`` fails here, naming the parameter."""
+    try:
+        hints = typing.get_type_hints(factory.__init__ if isinstance(factory, type) else factory)
+    except Exception:  # unresolvable annotations: nothing to check against
+        return
+    for name, value in params.items():
+        allowed = _plain(hints.get(name))
+        if allowed and not any(_fits(value, t) for t in allowed):
+            want = " or ".join(dict.fromkeys("null" if t is type(None) else _SIMPLE[t] for t in allowed))
+            raise RegistryError(f"{what}: parameter {name!r} must be {want}, got {value!r}")
+
+
+def _plain(hint: Any) -> tuple[type, ...]:
+    """The plain types a hint allows, or () when it holds anything else (then unchecked)."""
+    args = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    out = tuple(typing.get_origin(a) or a for a in args)
+    return out if out and all(t in _SIMPLE or t is type(None) for t in out) else ()
+
+
+def _fits(value: Any, t: type) -> bool:
+    if t is type(None):
+        return value is None
+    if t is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if t is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if t in (list, tuple):
+        return isinstance(value, (list, tuple))
+    return isinstance(value, t)

@@ -39,3 +39,28 @@ def test_corrupt_missing_and_empty_files(tmp_path: Path) -> None:
         load_image(tmp_path / "empty.png")
     with pytest.raises(ImageReadError, match="not found"):
         load_image(tmp_path / "nope.png")
+
+
+def test_exif_orientation_is_an_option(tmp_path) -> None:
+    """Stored pixel order by default; upright (as viewers show it) with exif=True."""
+    import numpy as np
+    from PIL import Image
+
+    from vcm.io import load_image
+
+    im = Image.fromarray(np.zeros((20, 30, 3), np.uint8))
+    tags = im.getexif()
+    tags[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    im.save(tmp_path / "r.jpg", exif=tags)
+    assert load_image(tmp_path / "r.jpg").shape == (20, 30, 3)
+    assert load_image(tmp_path / "r.jpg", exif=True).shape == (30, 20, 3)
+
+
+def test_corrupt_annotations_name_the_file(tmp_path) -> None:
+    import pytest
+
+    from vcm.data.coco import quiet_coco
+
+    (tmp_path / "a.json").write_text('{"images": [')
+    with pytest.raises(ValueError, match=r"COCO annotations .*a.json cannot be read: JSONDecodeError"):
+        quiet_coco(tmp_path / "a.json")

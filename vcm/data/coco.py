@@ -18,8 +18,11 @@ def quiet_coco(path: Path) -> Any:
     """Load a pycocotools COCO object without its prints."""
     from pycocotools.coco import COCO
 
-    with contextlib.redirect_stdout(io.StringIO()):
-        return COCO(str(path))
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            return COCO(str(path))
+    except (ValueError, KeyError, TypeError, AssertionError, OSError) as e:  # json.JSONDecodeError is a ValueError
+        raise ValueError(f"COCO annotations {path} cannot be read: {type(e).__name__}: {e}") from e
 
 
 class CocoDataset:
@@ -31,13 +34,15 @@ class CocoDataset:
         limit: keep at most this many images.
         subset_seed: draw the ``limit`` images at random with this seed (else the first by id).
         image_ids: take exactly these COCO image ids (before ``limit``).
+        exif: turn images upright by their EXIF orientation tag (default: stored pixel order, the
+            order COCO's annotations use; an image whose turned size no longer fits them fails).
     """
 
     ports: ClassVar[frozenset[str]] = frozenset({"image", "annotations"})
 
     def __init__(self, *, root: str, split: str = "val2017", limit: int | None = None,
-                 subset_seed: int | None = None, image_ids: list[int] | None = None) -> None:
-        self.root = Path(expand_path(root))
+                 subset_seed: int | None = None, image_ids: list[int] | None = None, exif: bool = False) -> None:
+        self.root, self.exif = Path(expand_path(root)), exif
         self.split = split
         self.image_dir = self.root / split
         self._ann_files = {
@@ -65,7 +70,7 @@ class CocoDataset:
         img_id = int(sample_id)
         info = self.instances.loadImgs(img_id)[0]
         path = self.image_dir / info["file_name"]
-        image = load_image(path)
+        image = load_image(path, self.exif)
         if image.shape[:2] != (info["height"], info["width"]):
             raise ValueError(f"{path}: size {image.shape[:2]} differs from its annotation "
                              f"({info['height']}, {info['width']})")

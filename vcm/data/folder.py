@@ -20,12 +20,14 @@ class FolderDataset:
         root: the folder (``${VCM_ASSETS}`` is expanded).
         limit: keep at most this many images.
         subset_seed: draw the ``limit`` images at random with this seed.
+        exif: turn images upright by their EXIF orientation tag (default: stored pixel order).
     """
 
     ports: ClassVar[frozenset[str]] = frozenset({"image"})
 
-    def __init__(self, *, root: str, limit: int | None = None, subset_seed: int | None = None) -> None:
-        self.root = Path(expand_path(root))
+    def __init__(self, *, root: str, limit: int | None = None, subset_seed: int | None = None,
+                 exif: bool = False) -> None:
+        self.root, self.exif = Path(expand_path(root)), exif
         if not self.root.is_dir():
             raise MissingAssetError(f"image folder not found: {self.root}")
         names = sorted(p.name for p in self.root.iterdir() if p.suffix.lower() in EXTENSIONS)
@@ -38,7 +40,7 @@ class FolderDataset:
 
     def load(self, sample_id: str) -> Sample:
         path = self.root / sample_id
-        return Sample(sample_id, load_image(path), path=str(path))
+        return Sample(sample_id, load_image(path, self.exif), path=str(path))
 
     def coco_gt(self, kind: str) -> Any:
         return None

@@ -12,22 +12,23 @@ import os
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 
 class ImageReadError(ValueError):
     """A file that is missing, empty, corrupt or not an image."""
 
 
-def load_image(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read ``path`` and return uint8 (H, W, 3) RGB."""
+def load_image(path: str | os.PathLike[str], exif: bool = False) -> np.ndarray:
+    """Read ``path`` and return uint8 (H, W, 3) RGB, in stored pixel order, or turned upright by
+    its EXIF orientation tag when ``exif`` (the way viewers show it)."""
     p = Path(path)
     if not p.is_file():
         raise ImageReadError(f"image file not found: {p}")
     try:
         with Image.open(p) as im:
             im.load()
-            return to_rgb8(im)
+            return to_rgb8(ImageOps.exif_transpose(im) if exif else im)
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
         raise ImageReadError(f"cannot read image {p}: {e}") from e
 

@@ -61,7 +61,10 @@ class RunSummary:
 
 def run(exp: Experiment, progress: bool = True) -> RunSummary:
     """Compute every missing (image, point) record, skipping those already stored."""
-    exp.run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        exp.run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"output_dir {exp.run_dir} cannot be created: {e.strerror or e}") from e
     seed_everything(exp.config.seed)
     (exp.run_dir / CONFIG_NAME).write_text(dump_config(exp.config))
     (exp.run_dir / "provenance.json").write_text(json.dumps(provenance(), indent=2))

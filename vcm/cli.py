@@ -8,6 +8,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -139,8 +140,23 @@ def _list(args: argparse.Namespace) -> int:
     from vcm.tasks import TASKS
 
     for reg in (DATASETS, MASKS, CODECS, TASKS):
-        print(f"{reg.kind}s: {', '.join(reg.names())}")
+        print(f"{reg.kind}s:")
+        for name in reg.names():
+            print(f"  {name}: {_signature(reg, name)}")
     return 0
+
+
+def _signature(reg: Any, name: str) -> str:
+    """'param=default, ...' of a component, or what it needs when its library is missing."""
+    import inspect
+
+    try:
+        factory = reg.get(name)
+    except ImportError as e:
+        return f"not available: {e}"
+    params = inspect.signature(factory).parameters.values()
+    return ", ".join(p.name if p.default is p.empty else f"{p.name}={p.default!r}" for p in params
+                     if p.name not in ("self", "device") and p.kind is p.KEYWORD_ONLY) or "(no parameters)"
 
 
 if __name__ == "__main__":

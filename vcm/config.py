@@ -104,6 +104,7 @@ class ExperimentConfig:
                                      # also take their own per-image ``seed``)
     executor: str = "inprocess"
     exclude: tuple[dict[str, Any], ...] = ()  # combinations to skip: {grid key: label glob(s)}
+    plugins: tuple[str, ...] = ()    # modules imported first (they register components)
     eval: EvalConfig = EvalConfig()
     report: ReportConfig = ReportConfig()
 
@@ -112,7 +113,7 @@ class ExperimentConfig:
             "name": self.name, "pipeline": self.pipeline, "dataset": self.dataset.to_dict(),
             "grid": {k: [s.to_dict() for s in v] for k, v in self.grid.items()},
             "output_dir": self.output_dir, "device": self.device, "seed": self.seed,
-            "executor": self.executor, "exclude": [dict(e) for e in self.exclude],
+            "executor": self.executor, "exclude": [dict(e) for e in self.exclude], "plugins": list(self.plugins),
             "eval": dataclasses.asdict(self.eval),
             "report": {**dataclasses.asdict(self.report), "formats": list(self.report.formats)},
         }

@@ -1,7 +1,10 @@
 """A small typed registry: one instance per kind of component (datasets, masks, codecs, tasks).
 
 Components register under a lowercase name. Built-ins that need optional libraries register
-lazily as ``"module:attr"`` strings so that listing them imports nothing heavy.
+lazily as ``"module:attr"`` strings so that listing them imports nothing heavy. Other packages
+add components without editing vcm: through entry points in the group ``vcm.<kind>s`` (e.g.
+``[project.entry-points."vcm.codecs"] mycodec = "mypkg.codec:factory"``, read on first use), or
+by being imported (``plugins: [mypkg]`` in an experiment config) and calling ``register``.
 """
 
 from __future__ import annotations
@@ -37,6 +40,25 @@ class Registry(Generic[T]):
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._entries: dict[str, _Entry] = {}
+        self._plugins_read = False
+
+    @property
+    def group(self) -> str:
+        """The entry-point group plugins use for this kind, e.g. ``vcm.codecs``."""
+        return "vcm." + self.kind.replace(" ", "_") + "s"
+
+    def _read_plugins(self) -> None:
+        """Register the installed packages' entry points of :attr:`group` (once, lazily)."""
+        if self._plugins_read:
+            return
+        self._plugins_read = True
+        from importlib.metadata import entry_points
+
+        for ep in entry_points(group=self.group):
+            if ep.name in self._entries:
+                raise RegistryError(f"plugin {ep.value!r} ({ep.dist.name if ep.dist else '?'}) registers {self.kind} "
+                                    f"{ep.name!r}, which is already registered")
+            self._entries[ep.name] = _Entry(ep.value)
 
     def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
         """Decorator registering a factory under ``name``; duplicates raise."""
@@ -57,13 +79,16 @@ class Registry(Generic[T]):
         self._entries[name] = entry
 
     def names(self) -> list[str]:
+        self._read_plugins()
         return sorted(self._entries)
 
     def __contains__(self, name: object) -> bool:
+        self._read_plugins()
         return name in self._entries
 
     def get(self, name: str) -> Callable[..., T]:
         """Return the factory for ``name``, importing lazy entries on first use."""
+        self._read_plugins()
         entry = self._entries.get(name)
         if entry is None:
             close = difflib.get_close_matches(name, self.names(), n=3)
@@ -94,6 +119,15 @@ class Registry(Generic[T]):
 
     def __repr__(self) -> str:
         return f"Registry({self.kind!r}, {self.names()})"
+
+
+def import_plugins(modules: list[str] | tuple[str, ...]) -> None:
+    """Import modules that register components when imported (an experiment's ``plugins``)."""
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as e:
+            raise ImportError(f"plugin module {module!r} cannot be imported: {e}") from e
 
 
 def check_params(what: str, factory: Callable[..., Any], params: Mapping[str, Any]) -> None:

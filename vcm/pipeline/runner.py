@@ -23,6 +23,7 @@ from vcm.pipeline.graph import Graph
 from vcm.pipeline.plan import Plan, make_plan
 from vcm.pipeline.store import ResultStore
 from vcm.pipeline.worker import REFERENCE, Components, SampleWorker
+from vcm.registry import import_plugins
 
 STORE_NAME = "results.sqlite"
 CONFIG_NAME = "config.yaml"
@@ -42,6 +43,7 @@ class Experiment:
 
 def prepare(cfg: ExperimentConfig, base_dir: Path | None = None) -> Experiment:
     """Load the pipeline template, build the dataset, validate wiring and parameters."""
+    import_plugins(cfg.plugins)
     pipeline = Path(cfg.pipeline)
     if not pipeline.is_absolute() and base_dir is not None and not pipeline.exists():
         pipeline = base_dir / pipeline

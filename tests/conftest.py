@@ -11,6 +11,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 if "VCM_ASSETS" not in os.environ and (REPO.parent / "shared" / "assets").is_dir():
     os.environ["VCM_ASSETS"] = str(REPO.parent / "shared" / "assets")
+if os.environ.get("VCM_ASSETS"):  # absolute, so tests that change folder still find the assets
+    os.environ["VCM_ASSETS"] = str(Path(os.environ["VCM_ASSETS"]).resolve())
 
 
 @pytest.fixture(scope="session")

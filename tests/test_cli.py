@@ -45,14 +45,14 @@ def test_errors_are_reported_with_exit_code_2(tmp_path: Path, coco_root: str, ca
 
 def test_component_errors_surface_before_any_image(tmp_path: Path, coco_root: str, capsys) -> None:
     """A bad parameter value fails when the components are built, naming the grid entry, before
-    a single record is written."""
+    a single record is written (a wrong type fails even earlier, in the graph check)."""
     cfg = tiny_config(tmp_path, coco_root)
-    cfg["grid"]["codec"][0]["sweep"]["quality"] = [20, 50.5]
+    cfg["grid"]["codec"][0]["sweep"]["quality"] = [20, 150]
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     assert main(["run", str(path), "--no-progress"]) == 2
     err = capsys.readouterr().err
-    assert "grid.codec 'jpeg-full'" in err and "quality must be an integer in [0, 100], got 50.5" in err
+    assert "grid.codec 'jpeg-full'" in err and "quality must be an integer in [0, 100], got 150" in err
     from vcm.pipeline.store import ResultStore
 
     store = ResultStore(tmp_path / "run" / "results.sqlite")

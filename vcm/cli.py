@@ -146,10 +146,19 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
+NEEDS = {"tflite": "ai_edge_litert", "sam": "segment_anything", "mmpose": "mmpose", "metrics": "lpips",
+         "detectron2": "detectron2", "detectron2_keypoints": "detectron2", "maskrcnn": "detectron2"}
+
+
 def _signature(reg: Any, name: str) -> str:
     """'param=default, ...' of a component, or what it needs when its library is missing."""
     import inspect
 
+    import importlib.util
+
+    lib = NEEDS.get(name) or NEEDS.get(reg.extra(name) or "")
+    if lib and importlib.util.find_spec(lib) is None:
+        return f"not available: needs the {lib} package (see README, Optional integrations)"
     try:
         factory = reg.get(name)
     except ImportError as e:

@@ -82,6 +82,11 @@ class Registry(Generic[T]):
         self._read_plugins()
         return sorted(self._entries)
 
+    def extra(self, name: str) -> str | None:
+        """The pip extra a lazily registered component needs, if any."""
+        entry = self._entries.get(name)
+        return entry.extra if entry is not None else None
+
     def __contains__(self, name: object) -> bool:
         self._read_plugins()
         return name in self._entries

@@ -156,3 +156,24 @@ def test_bytes_of_one_model_are_refused_by_another(codec: str, noise_image: np.n
     assert q1.decode(data).image.shape == noise_image.shape
     with pytest.raises(BitstreamError, match=f"made by model {q1.fingerprint.hex()}.*{q2.fingerprint.hex()}.*q2.pth"):
         q2.decode(data)
+
+
+def test_learned_decoding_does_not_depend_on_the_thread_count(tmp_path: Path, assets: Path) -> None:
+    """GIT-SSIC bytes decode to the same pixels under torch.set_num_threads(1) and (2): the
+    codecs run their networks on one thread (a multi-threaded sum once moved a scale across a
+    table boundary and desynchronised the whole rANS decode)."""
+    import subprocess
+    import sys
+
+    ckpt = Path(__file__).resolve().parents[1] / "vcm" / "weights" / "gitssic-tiny" / "q1.pth"
+    script = ("import sys, numpy as np, torch; torch.set_num_threads(int(sys.argv[1])); "
+              "from vcm.codecs import CODECS; from vcm.io import load_image; from vcm.types import Mask; "
+              "c = CODECS.build('gitssic', {'checkpoint': sys.argv[2]}); img = load_image(sys.argv[3])[:192, :256]; "
+              "bits = sys.argv[4]\n"
+              "if sys.argv[1] == '2' and not __import__('os').path.exists(bits): "
+              "open(bits, 'wb').write(c.encode(image=img, mask=Mask.full(192, 256)).data)\n"
+              "np.save(sys.argv[5], c.decode(open(bits, 'rb').read()).image)")
+    args = [str(ckpt), str(assets / "data" / "kodak" / "kodim05.png"), str(tmp_path / "b")]
+    for t in ("2", "1"):
+        subprocess.run([sys.executable, "-c", script, t, *args, str(tmp_path / f"{t}.npy")], check=True, capture_output=True)
+    assert np.array_equal(np.load(tmp_path / "1.npy"), np.load(tmp_path / "2.npy"))

@@ -7,7 +7,8 @@ with :func:`update_tables`, so encoder and decoder always agree, also for float1
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,6 +23,20 @@ from vcm.device import load_checkpoint
 TABLES = ("._quantized_cdf", "._offset", "._cdf_length", ".scale_table")
 SCALE_LEVELS = 256  # Gaussian scales 0.11..256; compressai's default 64 (13 % steps) rounds each
 # scale up so coarsely that at ~1 bit a latent the bytes exceed the estimate by 2 % (0.6 % at 256)
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Run torch on one CPU thread inside: a learned codec's entropy parameters must be the same
+    floats at encoder and decoder, and a multi-threaded conv may sum in another order, move a
+    scale across a table boundary and desynchronise the whole rANS decode (seen for GIT-SSIC
+    between 1 and 2 threads). Encode and decode both run here, whatever the caller's setting."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def update_tables(model: CompressionModel) -> None:

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from vcm.assets import MissingAssetError, expand_path
 from vcm.codecs.base import FrameCodec
-from vcm.codecs.checkpoint import fingerprint, update_tables
+from vcm.codecs.checkpoint import fingerprint, one_thread, update_tables
 from vcm.codecs.container import BitstreamError, rans_guard
 from vcm.device import load_checkpoint
 
@@ -54,6 +54,7 @@ class CompressAICoder:
         self.fingerprint, self.source = fingerprint(model), source or "its weights"
 
     @torch.no_grad()
+    @one_thread()
     def encode_canvas(self, image: np.ndarray) -> list[bytes]:
         h, w = image.shape[:2]
         x = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float().div(255).to(self.device)
@@ -64,6 +65,7 @@ class CompressAICoder:
         return [shape] + [s[0] for s in out["strings"]]
 
     @torch.no_grad()
+    @one_thread()
     def decode_canvas(self, sections: tuple[bytes, ...], height: int, width: int) -> np.ndarray:
         if len(sections) < 2 or len(sections[0]) != 4:
             raise BitstreamError("compressai bitstream lacks its latent-shape section")

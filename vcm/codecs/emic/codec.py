@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from vcm.codecs.checkpoint import fingerprint, load_codec_checkpoint, save_codec_checkpoint
+from vcm.codecs.checkpoint import fingerprint, load_codec_checkpoint, one_thread, save_codec_checkpoint
 from vcm.codecs.container import BitstreamError, Container, check_model, pack, rans_guard, unpack
 from vcm.codecs.emic.model import EmicConfig, EmicModel, prepare_input
 from vcm.masks.sideinfo import SideInfoError, decode_grid, encode_grid
@@ -40,6 +40,7 @@ class EmicCodec:
         self.model, self.device = model.to(device or "cpu").eval(), device or torch.device("cpu")
         self.unit, self.fingerprint, self.source = model.cfg.unit, fingerprint(model), source or "its weights"
 
+    @one_thread()
     def encode(self, *, image: np.ndarray, mask: Mask | None = None) -> Bitstream:
         h, w = check_image(image).shape[:2]
         if mask is None:
@@ -53,6 +54,7 @@ class EmicCodec:
             sections = tuple(self.model.compress(x, grid)["strings"])
         return pack(Container("emic", h, w, self.unit, True, encode_grid(mask.grid), sections, self.fingerprint))
 
+    @one_thread()
     def decode(self, data: bytes) -> Decoded:
         c = unpack(data, expect_codec="emic")
         check_model(c, self.fingerprint, self.source)

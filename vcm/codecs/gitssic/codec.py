@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from vcm.codecs.checkpoint import fingerprint, load_codec_checkpoint, save_codec_checkpoint
+from vcm.codecs.checkpoint import fingerprint, load_codec_checkpoint, one_thread, save_codec_checkpoint
 from vcm.codecs.container import BitstreamError, Container, check_model, pack, rans_guard, unpack
 from vcm.codecs.emic.tokens import pad_to_unit
 from vcm.codecs.gitssic.groups import GroupMapError, decode_groups, encode_groups, group_map
@@ -83,6 +83,7 @@ class GitSsicCodec:
         self.groups, self.send = groups, send
         self.fingerprint, self.source = fingerprint(model), source or "its weights"
 
+    @one_thread()
     def encode(self, *, image: np.ndarray, mask: Mask | None = None) -> Bitstream:
         h, w = check_image(image).shape[:2]
         if mask is None:
@@ -97,6 +98,7 @@ class GitSsicCodec:
                          for s in (strings[g] if g in sent else [b""] * per))
         return pack(Container("gitssic", h, w, LATENT, True, encode_groups(ids), sections, self.fingerprint))
 
+    @one_thread()
     def decode(self, data: bytes, groups: Iterable[int] | None = None) -> Decoded:
         """Decode the transmitted groups (or only ``groups`` of them); the rest stays black."""
         c, ids, strings = _parse(data, self.model.cfg.slices)

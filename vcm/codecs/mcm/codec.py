@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from vcm.codecs.checkpoint import fingerprint, load_codec_checkpoint, save_codec_checkpoint
+from vcm.codecs.checkpoint import fingerprint, load_codec_checkpoint, one_thread, save_codec_checkpoint
 from vcm.codecs.container import BitstreamError, Container, check_learned, check_model, pack, rans_guard, unpack
 from vcm.codecs.emic.tokens import pad_to_unit
 from vcm.codecs.mcm.model import McmConfig, McmModel
@@ -83,6 +83,7 @@ class McmCodec:
         self.tile = tile // self.patch
         self.fingerprint, self.source = fingerprint(model), source or "its weights"
 
+    @one_thread()
     def encode(self, *, image: np.ndarray, mask: Mask | None = None) -> Bitstream:
         h, w = check_image(image).shape[:2]
         if mask is None:
@@ -102,6 +103,7 @@ class McmCodec:
         sections = self.model.compress(parts) if parts else ()
         return pack(Container("mcm", h, w, self.patch, True, record, tuple(sections), self.fingerprint))
 
+    @one_thread()
     def decode(self, data: bytes) -> Decoded:
         c = unpack(data, expect_codec="mcm")
         check_model(c, self.fingerprint, self.source)

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vcm.codecs.checkpoint import fingerprint, load_codec_checkpoint, save_codec_checkpoint
+from vcm.codecs.checkpoint import fingerprint, load_codec_checkpoint, one_thread, save_codec_checkpoint
 from vcm.codecs.container import BitstreamError, Container, check_learned, check_model, pack, rans_guard, unpack
 from vcm.codecs.segpic.model import SegpicConfig, SegpicModel
 from vcm.types import Bitstream, Decoded, Mask, check_image
@@ -49,6 +49,7 @@ class SegpicCodec:
         self.model = model.to(self.device).eval()
         self.n_strings = 4 if model.cfg.rat else 2
 
+    @one_thread()
     def encode(self, *, image: np.ndarray, mask: Mask | None = None) -> Bitstream:
         if mask is not None:
             raise ValueError("segpic takes no mask at inference (masks only steer its training)")
@@ -57,6 +58,7 @@ class SegpicCodec:
         x = F.pad(x, centred_padding(h, w), mode="replicate").to(self.device)
         return pack(Container("segpic", h, w, 16, False, b"", tuple(self.model.compress(x)), self.fingerprint))
 
+    @one_thread()
     def decode(self, data: bytes) -> Decoded:
         c = unpack(data, expect_codec="segpic")
         check_model(c, self.fingerprint, self.source)

@@ -15,35 +15,23 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from vcm.codecs.base import FrameCodec
-from vcm.codecs.container import BitstreamError
-from vcm.io.image import to_rgb8
+from vcm.codecs.pillow import PillowCoder
 from vcm.types import Prediction
 
 
-class PosterizeCoder:
-    """A canvas coder: ``bits`` (1-8) bits per channel, then PNG."""
-
-    name = "posterize"  # not in vcm's tag table: the container names it in full
+class PosterizeCoder(PillowCoder):
+    """A canvas coder: ``bits`` (1-8) bits per channel, then PNG (decoding is vcm's Pillow one)."""
 
     def __init__(self, bits: int) -> None:
         if not 1 <= bits <= 8:
             raise ValueError(f"posterize bits must be in [1, 8], got {bits}")
+        super().__init__("posterize", "PNG", 0, optimize=True)  # not in vcm's tag table: named in full
         self.bits = bits
 
     def encode_canvas(self, image: np.ndarray) -> list[bytes]:
         buf = io.BytesIO()
         ImageOps.posterize(Image.fromarray(image, "RGB"), self.bits).save(buf, "PNG", optimize=True)
         return [buf.getvalue()]
-
-    def decode_canvas(self, sections: tuple[bytes, ...], height: int, width: int) -> np.ndarray:
-        if len(sections) != 1:
-            raise BitstreamError(f"posterize bitstream must have 1 section, has {len(sections)}")
-        try:
-            with Image.open(io.BytesIO(sections[0])) as im:
-                im.load()
-                return to_rgb8(im)
-        except (OSError, SyntaxError, ValueError) as e:
-            raise BitstreamError(f"posterize payload cannot be decoded: {e}") from e
 
 
 def posterize(*, bits: int = 4, mode: str = "full", fill: str = "blur") -> FrameCodec:

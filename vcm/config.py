@@ -91,6 +91,28 @@ class ReportConfig:
 
 
 @dataclass(frozen=True)
+class ExecutorConfig:
+    """Where units of work (one image with its pending points) run: ``inprocess`` (serial),
+    ``process`` (a pool of local worker processes) or ``ray`` (actors on a Ray cluster)."""
+
+    type: str = "inprocess"
+    workers: int | None = None        # process / ray: worker count (default: cores // threads)
+    threads: int | None = None        # CPU threads per worker for torch, TFLite, OpenCV (default: cores // workers)
+    address: str | None = None        # ray: cluster address (``auto``, ``host:6379``); None starts a local one
+    claim_ttl: float = 60.0           # seconds a unit claim lives without renewal (a dead run's claims expire)
+
+    def __post_init__(self) -> None:
+        if self.type not in ("inprocess", "process", "ray"):
+            raise ConfigError(f"executor.type must be inprocess, process or ray, got {self.type!r}")
+        for name in ("workers", "threads"):
+            v = getattr(self, name)
+            if v is not None and v < 1:
+                raise ConfigError(f"executor.{name} must be >= 1, got {v}")
+        if self.claim_ttl <= 0:
+            raise ConfigError(f"executor.claim_ttl must be > 0 seconds, got {self.claim_ttl}")
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     """A whole experiment: dataset x grid of node components x sweep -> run folder."""
 
@@ -102,7 +124,7 @@ class ExperimentConfig:
     device: str = "auto"
     seed: int = 0                    # seeds Python, NumPy and torch at the start of a run (random masks
                                      # also take their own per-image ``seed``)
-    executor: str = "inprocess"
+    executor: ExecutorConfig = ExecutorConfig()  # or just its type: ``executor: process``
     exclude: tuple[dict[str, Any], ...] = ()  # combinations to skip: {grid key: label glob(s)}
     plugins: tuple[str, ...] = ()    # modules imported first (they register components)
     eval: EvalConfig = EvalConfig()
@@ -113,7 +135,7 @@ class ExperimentConfig:
             "name": self.name, "pipeline": self.pipeline, "dataset": self.dataset.to_dict(),
             "grid": {k: [s.to_dict() for s in v] for k, v in self.grid.items()},
             "output_dir": self.output_dir, "device": self.device, "seed": self.seed,
-            "executor": self.executor, "exclude": [dict(e) for e in self.exclude], "plugins": list(self.plugins),
+            "executor": dataclasses.asdict(self.executor), "exclude": [dict(e) for e in self.exclude], "plugins": list(self.plugins),
             "eval": dataclasses.asdict(self.eval),
             "report": {**dataclasses.asdict(self.report), "formats": list(self.report.formats)},
         }
@@ -154,6 +176,8 @@ def parse_experiment(raw: Mapping[str, Any], where: str = "config") -> Experimen
         str(node): [ComponentSpec.parse(s, f"{where}.grid.{node}[{i}]") for i, s in enumerate(as_list(alts))]
         for node, alts in grid_raw.items()
     }
+    if isinstance(raw.get("executor"), str):
+        raw["executor"] = {"type": raw["executor"]}
     base = from_dict(ExperimentConfig, {**raw, "grid": {}, "dataset": {"type": "_"}}, where)
     cfg = dataclasses.replace(base, grid=grid, dataset=ComponentSpec.parse(ds_raw, f"{where}.dataset"))
     return dataclasses.replace(cfg, output_dir=cfg.output_dir.replace("${name}", cfg.name))

@@ -1,36 +1,180 @@
-"""Executors run units of work (one image each) and stream back their records.
+"""Executors run units of work and stream back each unit's results as soon as it is done.
 
-The runner only calls ``imap``; a distributed engine can implement the same method by
-shipping units to workers and yielding their records as they arrive.
+``imap(factory, units)`` yields ``(unit, results)`` in completion order. ``factory()`` builds the
+work function once per worker (models load once per process, not per unit), so for the process
+and Ray executors it must pickle. Units are pulled lazily, one per free worker, so the caller can
+claim each unit just before it runs. A worker that dies (killed, out of memory) loses nothing and
+doubles nothing: its units go to a fresh worker, and a unit that kills ``MAX_LOSSES`` workers
+raises :class:`WorkerLost` naming it.
 """
 
 from __future__ import annotations
 
+import os
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
-from typing import Protocol, TypeVar
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, Protocol, TypeVar
+
+from vcm.config import ExecutorConfig
 
 U = TypeVar("U")
 R = TypeVar("R")
+Factory = Callable[[], Callable[[Any], list[Any]]]
+MAX_LOSSES = 3
+
+
+class WorkerLost(RuntimeError):
+    """A worker process died while computing a unit."""
 
 
 class Executor(Protocol):
-    def imap(self, fn: Callable[[U], Iterable[R]], units: Iterable[U]) -> Iterator[R]:
-        """Apply ``fn`` to each unit; yield every result as soon as it exists."""
+    def imap(self, factory: Factory, units: Iterable[U]) -> Iterator[tuple[U, list[Any]]]:
+        """Apply ``factory()`` to each unit; yield ``(unit, results)`` as soon as each exists."""
         ...
+
+
+class Backend(Protocol):
+    """What :func:`dispatch` needs from a pool of workers."""
+
+    def submit(self, unit: Any) -> Any: ...                # a handle
+    def ready(self, handles: list[Any]) -> list[Any]: ...  # blocks until one or more are done
+    def result(self, handle: Any) -> list[Any]: ...        # raises WorkerLost if its worker died
+
+
+def dispatch(units: Iterable[U], capacity: int, backend: Backend) -> Iterator[tuple[U, list[Any]]]:
+    """Keep ``capacity`` units in flight; requeue the units of lost workers first."""
+    todo, retry = iter(units), deque[tuple[int, U]]()
+    inflight: dict[Any, tuple[int, U]] = {}
+    losses: Counter[int] = Counter()
+    count = 0
+    while True:
+        while len(inflight) < capacity:
+            if retry:
+                n, unit = retry.popleft()
+            else:
+                unit = next(todo, _END)  # type: ignore[arg-type]
+                if unit is _END:
+                    break
+                n, count = count, count + 1
+            inflight[backend.submit(unit)] = (n, unit)
+        if not inflight:
+            return
+        for handle in backend.ready(list(inflight)):
+            n, unit = inflight.pop(handle)
+            try:
+                out = backend.result(handle)
+            except WorkerLost as e:
+                losses[n] += 1
+                if losses[n] >= MAX_LOSSES:
+                    raise WorkerLost(f"a worker died {losses[n]} times while computing {_name(unit)}: {e}") from e
+                retry.append((n, unit))
+                continue
+            yield unit, out
+
+
+_END: Any = object()
+
+
+def _name(unit: Any) -> str:
+    return f"unit {unit[0]!r}" if isinstance(unit, tuple) and unit else f"unit {unit!r}"
+
+
+def set_threads(threads: int | None) -> None:
+    """Give torch, OpenCV and the TFLite heads (which read torch's setting) ``threads`` threads."""
+    if threads is None:
+        return
+    import cv2
+    import torch
+
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    torch.set_num_threads(threads)
+    cv2.setNumThreads(threads)
 
 
 class InProcessExecutor:
     """Runs units one after another in this process."""
 
-    def imap(self, fn: Callable[[U], Iterable[R]], units: Iterable[U]) -> Iterator[R]:
+    def __init__(self, threads: int | None = None) -> None:
+        self.threads = threads
+
+    def imap(self, factory: Factory, units: Iterable[U]) -> Iterator[tuple[U, list[Any]]]:
+        set_threads(self.threads)
+        fn = factory()
         for unit in units:
-            yield from fn(unit)
+            yield unit, fn(unit)
 
 
-EXECUTORS: dict[str, Callable[[], Executor]] = {"inprocess": InProcessExecutor}
+_WORK: tuple[Any, Any] | None = None  # (factory, its work function) in a worker process
 
 
-def make_executor(name: str) -> Executor:
-    if name not in EXECUTORS:
-        raise ValueError(f"unknown executor {name!r}; available: {', '.join(EXECUTORS)}")
-    return EXECUTORS[name]()
+def _run_unit(factory: Factory, threads: int, unit: Any) -> list[Any]:
+    """Runs in a worker process: build the work function on first use (so a build error comes
+    back as that error, not as a broken pool), then apply it."""
+    global _WORK
+    if _WORK is None or _WORK[0] != factory:
+        set_threads(threads)
+        _WORK = (factory, factory())
+    return list(_WORK[1](unit))
+
+
+class ProcessExecutor:
+    """A pool of ``workers`` spawned processes with ``threads`` threads each."""
+
+    def __init__(self, workers: int | None = None, threads: int | None = None) -> None:
+        cores = os.cpu_count() or 1
+        self.workers = workers or max(1, cores // (threads or 1))
+        self.threads = threads or max(1, cores // self.workers)
+
+    def imap(self, factory: Factory, units: Iterable[U]) -> Iterator[tuple[U, list[Any]]]:
+        backend = _PoolBackend(factory, self.workers, self.threads)
+        try:
+            yield from dispatch(units, self.workers, backend)
+        finally:
+            backend.pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _PoolBackend:
+    def __init__(self, factory: Factory, workers: int, threads: int) -> None:
+        self.factory, self.workers, self.threads = factory, workers, threads
+        self.pool, self.generation, self.broken = self._new_pool(), 0, False
+        self.born: dict[Future[list[Any]], int] = {}  # handle -> pool generation it ran in
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        import multiprocessing as mp
+
+        return ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"))
+
+    def submit(self, unit: Any) -> Future[list[Any]]:
+        try:
+            if self.broken:
+                raise BrokenProcessPool("a worker died")
+            handle = self.pool.submit(_run_unit, self.factory, self.threads, unit)
+        except BrokenProcessPool:  # the units in flight fail and are requeued; start a fresh pool
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool, self.broken, self.generation = self._new_pool(), False, self.generation + 1
+            handle = self.pool.submit(_run_unit, self.factory, self.threads, unit)
+        self.born[handle] = self.generation
+        return handle
+
+    def ready(self, handles: list[Future[list[Any]]]) -> list[Future[list[Any]]]:
+        return list(wait(handles, return_when=FIRST_COMPLETED)[0])
+
+    def result(self, handle: Future[list[Any]]) -> list[Any]:
+        generation = self.born.pop(handle)
+        try:
+            return handle.result()
+        except BrokenProcessPool as e:
+            self.broken = self.broken or generation == self.generation
+            raise WorkerLost(f"worker process died ({e})") from e
+
+
+def make_executor(cfg: ExecutorConfig) -> Executor:
+    if cfg.type == "process":
+        return ProcessExecutor(cfg.workers, cfg.threads)
+    if cfg.type == "ray":
+        from vcm.pipeline.ray_executor import RayExecutor
+
+        return RayExecutor(cfg.workers, cfg.threads, cfg.address)
+    return InProcessExecutor(cfg.threads)

@@ -7,7 +7,8 @@ import os
 import platform
 import subprocess
 import sys
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -18,11 +19,12 @@ from tqdm import tqdm
 from vcm.config import ExperimentConfig, dump_config
 from vcm.data import DATASETS
 from vcm.device import resolve_device
+from vcm.pipeline.claims import Heartbeat, claimed, new_owner
 from vcm.pipeline.executor import make_executor
 from vcm.pipeline.graph import Graph
 from vcm.pipeline.plan import Plan, make_plan
 from vcm.pipeline.store import ResultStore
-from vcm.pipeline.worker import REFERENCE, Components, SampleWorker
+from vcm.pipeline.worker import REFERENCE, Components, Record, SampleWorker, Unit
 from vcm.registry import import_plugins
 
 STORE_NAME = "results.sqlite"
@@ -58,11 +60,59 @@ def prepare(cfg: ExperimentConfig, base_dir: Path | None = None) -> Experiment:
 class RunSummary:
     run_dir: Path
     computed: int  # items computed by this call
-    skipped: int   # items already in the store
+    skipped: int   # items it did not compute: stored before, or by a concurrent run
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What a worker process needs to rebuild the run's components: it pickles, and calling it
+    (once per worker) returns the function that computes a unit's records."""
+
+    config: ExperimentConfig  # with ``pipeline`` resolved to an absolute path
+    cwd: str                  # relative paths in the config resolve from here
+    env: tuple[tuple[str, str], ...] = ()
+
+    def __call__(self) -> Callable[[Unit], list[Record]]:
+        enter(self.cwd, self.env)
+        exp = prepare(self.config)
+        seed_everything(exp.config.seed)
+        components = build_all(exp, Components(resolve_device(exp.config.device)))
+        worker = SampleWorker(exp.graph, exp.plan, exp.dataset, components, exp.config.eval.msssim,
+                              exp.config.eval.lpips)
+        return lambda unit: list(worker(unit))
+
+
+def worker_spec(exp: Experiment) -> WorkerSpec:
+    cfg = replace(exp.config, pipeline=str(exp.pipeline)) if exp.pipeline else exp.config
+    env = tuple((k, v) for k, v in os.environ.items() if k.startswith("VCM_") or k == "PYTHONPATH")
+    return WorkerSpec(cfg, os.getcwd(), env)
+
+
+def enter(cwd: str, env: tuple[tuple[str, str], ...]) -> None:
+    """Take the driver's working folder, VCM_* variables and PYTHONPATH (where plugins may live):
+    a Ray worker starts elsewhere, with its own environment."""
+    for k, v in env:
+        os.environ.setdefault(k, v)
+        if k == "PYTHONPATH":
+            sys.path[:0] = [p for p in v.split(os.pathsep) if p and p not in sys.path]
+    if Path(cwd).is_dir() and os.getcwd() != cwd:
+        os.chdir(cwd)
+
+
+def pending_units(exp: Experiment, store: ResultStore) -> list[Unit]:
+    """(image, points not stored, reference not stored?) for every image with work left."""
+    done, units = store.done(), []
+    for sid in exp.dataset.ids():
+        pts = [p for p in exp.plan.points if store.item_key(sid, p.key) not in done]
+        ref = bool(exp.plan.tasks) and store.item_key(sid, REFERENCE) not in done  # no task: no reference
+        if pts or ref:
+            units.append((sid, pts, ref))
+    return units
 
 
 def run(exp: Experiment, progress: bool = True) -> RunSummary:
-    """Compute every missing (image, point) record, skipping those already stored."""
+    """Compute every missing (image, point) record, skipping those already stored. Units are
+    claimed in the store, so concurrent runs on one folder never compute an item twice."""
     try:
         exp.run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -70,32 +120,31 @@ def run(exp: Experiment, progress: bool = True) -> RunSummary:
     seed_everything(exp.config.seed)
     (exp.run_dir / CONFIG_NAME).write_text(dump_config(exp.config))
     (exp.run_dir / "provenance.json").write_text(json.dumps(provenance(), indent=2))
-    store = ResultStore(exp.run_dir / STORE_NAME)
+    store, owner, ttl = ResultStore(exp.run_dir / STORE_NAME), new_owner(), exp.config.executor.claim_ttl
+    computed = 0
     try:
         store.set_meta("cwd", os.getcwd())  # relative paths of the config resolve from here
         store.set_meta("env", json.dumps({"VCM_ASSETS": os.environ.get("VCM_ASSETS")}))
         if exp.pipeline is not None:
             store.set_meta("pipeline", str(exp.pipeline))
-        done = store.done()
-        units, total, computed = [], 0, 0
-        for sid in exp.dataset.ids():
-            pts = [p for p in exp.plan.points if store.item_key(sid, p.key) not in done]
-            ref = bool(exp.plan.tasks) and store.item_key(sid, REFERENCE) not in done  # no task: no reference
-            if pts or ref:
-                units.append((sid, pts, ref))
-                total += len(pts) + int(ref)
-        components = build_all(exp, Components(resolve_device(exp.config.device))) if units else None
-        worker = SampleWorker(exp.graph, exp.plan, exp.dataset, components or Components(torch.device("cpu")),
-                              exp.config.eval.msssim, exp.config.eval.lpips)
-        with tqdm(total=total, desc=exp.config.name, unit="item", disable=not progress) as bar:
-            for sid, key, record in make_executor(exp.config.executor).imap(worker, units):
-                store.put(sid, key, record)
-                computed += 1
-                bar.update()
+        units = pending_units(exp, store)
+        if units and exp.config.executor.type != "inprocess":
+            build_all(exp, Components(torch.device("cpu")))  # a bad component fails here, not in a worker
+        total = sum(len(p) + int(r) for _, p, r in units)
+        work = claimed(store, owner, ttl, units)
+        with tqdm(total=total, desc=exp.config.name, unit="item", disable=not progress) as bar, \
+                Heartbeat(store.path, owner, ttl):
+            for unit, records in make_executor(exp.config.executor).imap(worker_spec(exp), work):
+                for sid, key, record in records:
+                    store.put(sid, key, record)
+                store.release(owner, unit[0])
+                computed += len(records)
+                bar.update(len(records))
     finally:
+        store.release(owner)
         store.close()
-    n_all = len(exp.dataset.ids()) * (len(exp.plan.points) + 1)
-    return RunSummary(exp.run_dir, computed, n_all - total)
+    n_all = len(exp.dataset.ids()) * (len(exp.plan.points) + int(bool(exp.plan.tasks)))
+    return RunSummary(exp.run_dir, computed, n_all - computed)
 
 
 def seed_everything(seed: int) -> None:

@@ -1,13 +1,16 @@
 """Results in an embedded SQLite database inside the run folder, one row per (image, point).
 
 Each row is committed on its own as soon as it is produced, so a killed run (even ``kill -9``)
-loses at most the item in progress, and a rerun skips every committed row.
+loses at most the items in progress, and a rerun skips every committed row. Runs sharing a store
+claim each unit of work before computing it (``claim``), so no item is computed twice; a claim
+whose owner stops renewing it expires.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +25,11 @@ CREATE TABLE IF NOT EXISTS items (
     record BLOB NOT NULL       -- zlib-compressed JSON
 );
 CREATE TABLE IF NOT EXISTS scores (key TEXT PRIMARY KEY, value TEXT NOT NULL);  -- dataset-level task scores
+CREATE TABLE IF NOT EXISTS claims (
+    unit TEXT PRIMARY KEY,     -- a unit of work (sample id)
+    owner TEXT NOT NULL,       -- the run process computing it
+    expires REAL NOT NULL      -- Unix time; renewed while the owner lives
+);
 """
 
 
@@ -48,6 +56,35 @@ class ResultStore:
         with self.db:  # one transaction per item
             self.db.execute("INSERT OR REPLACE INTO items VALUES (?, ?, ?, ?)",
                             (self.item_key(sample_id, point_key), sample_id, point_key, blob))
+
+    def missing(self, sample_id: str, point_keys: list[str]) -> list[str]:
+        """The point keys of ``sample_id`` not yet stored."""
+        have = {pk for (pk,) in self.db.execute("SELECT point_key FROM items WHERE sample_id = ?", (sample_id,))}
+        return [k for k in point_keys if k not in have]
+
+    def claim(self, unit: str, owner: str, ttl: float) -> bool:
+        """Take ``unit`` for ``owner`` for ``ttl`` seconds unless another owner holds a live claim
+        (one atomic statement, safe across processes)."""
+        now = time.time()
+        with self.db:
+            cur = self.db.execute(
+                "INSERT INTO claims VALUES (?, ?, ?) ON CONFLICT(unit) DO UPDATE SET owner = excluded.owner, "
+                "expires = excluded.expires WHERE claims.owner = excluded.owner OR claims.expires < ?",
+                (unit, owner, now + ttl, now))
+        return cur.rowcount == 1
+
+    def renew(self, owner: str, ttl: float) -> None:
+        """Extend every claim of ``owner`` by ``ttl`` seconds from now."""
+        with self.db:
+            self.db.execute("UPDATE claims SET expires = ? WHERE owner = ?", (time.time() + ttl, owner))
+
+    def release(self, owner: str, unit: str | None = None) -> None:
+        """Drop ``owner``'s claim on ``unit`` (all its claims when None)."""
+        with self.db:
+            if unit is None:
+                self.db.execute("DELETE FROM claims WHERE owner = ?", (owner,))
+            else:
+                self.db.execute("DELETE FROM claims WHERE owner = ? AND unit = ?", (owner, unit))
 
     def get(self, sample_id: str, point_key: str) -> dict[str, Any] | None:
         row = self.db.execute("SELECT record FROM items WHERE key = ?",

@@ -23,6 +23,8 @@ from vcm.pipeline.plan import Choice, Plan, Point
 from vcm.types import Bitstream, Decoded, Mask, Prediction, Sample
 
 REFERENCE = "@reference"  # point key of the uncompressed-image predictions
+Unit = tuple[str, list[Point], bool]  # (sample id, pending points, reference pending?)
+Record = tuple[str, str, dict[str, Any]]  # (sample id, point key, record)
 
 
 class Components:
@@ -62,7 +64,7 @@ class SampleWorker:
         self.graph, self.plan, self.dataset, self.components = graph, plan, dataset, components
         self.msssim, self.lpips = msssim, Lpips(lpips) if lpips else None
 
-    def __call__(self, unit: tuple[str, list[Point], bool]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    def __call__(self, unit: Unit) -> Iterator[Record]:
         sample_id, points, reference = unit
         sample = self.dataset.load(sample_id)
         memo: dict[Any, tuple[Any, float]] = {}
@@ -77,16 +79,18 @@ class SampleWorker:
             yield sample_id, point.key, self._evaluate(sample, point, memo)
 
     def _task(self, choice: Choice, node: Node, image: np.ndarray, values: dict[str, Any],
-              keys: dict[str, Any], memo: dict[Any, Any]) -> tuple[Prediction, float]:
-        """Run a head on ``image`` plus its other wired inputs (e.g. person boxes)."""
+              keys: dict[str, Any], memo: dict[Any, Any]) -> tuple[Prediction, float | None]:
+        """Run a head on ``image`` plus its other wired inputs (e.g. person boxes): the prediction
+        and its seconds (None when reused from an identical earlier input)."""
         head = self.components.get("task", choice)
         ports = getattr(component_class(type(head)), "input_ports", {"image": "image"})
         extra = {p: s for p, s in node.inputs.items() if p != "image" and p in ports}
         key = ("task", choice.ident, hashlib.sha1(image.tobytes()).hexdigest(), image.shape,
                tuple((p, keys[s]) for p, s in sorted(extra.items())))
-        if key not in memo:
-            t = time.perf_counter()
-            memo[key] = (head(image=image, **{p: values[s] for p, s in extra.items()}), time.perf_counter() - t)
+        if key in memo:
+            return memo[key][0], None
+        t = time.perf_counter()
+        memo[key] = (head(image=image, **{p: values[s] for p, s in extra.items()}), time.perf_counter() - t)
         return memo[key]  # type: ignore[no-any-return]
 
     def _reference_values(self, sample: Sample, memo: dict[Any, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -123,9 +127,9 @@ class SampleWorker:
         return seen
 
     def node_values(self, sample: Sample, point: Point, memo: dict[Any, Any]
-                    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, float]]:
+                    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, float | None]]:
         """Every non-task node's output for one point (memoised in ``memo``): values, their
-        memo keys, and seconds per node."""
+        memo keys, and seconds per node (None where the output was reused, not computed)."""
         values: dict[str, Any] = {"image": sample.image, "annotations": sample.annotations,
                                   "sample_id": sample.id}
         keys: dict[str, Any] = {k: k for k in values}
@@ -135,12 +139,14 @@ class SampleWorker:
                 continue
             choice = point.choice(node.component)
             key = (node.name, choice.ident, tuple(keys[s] for s in node.inputs.values()))
-            if key not in memo:
+            if key in memo:
+                timings[node.name] = None  # reused: computed for an earlier point of this image
+            else:
                 t = time.perf_counter()
                 out = self._run_node(node, choice, values)
                 memo[key] = (out, time.perf_counter() - t)
-            values[node.name], timings[node.name] = memo[key]
-            keys[node.name] = key
+                timings[node.name] = memo[key][1]
+            values[node.name], keys[node.name] = memo[key][0], key
         return values, keys, timings
 
     def _evaluate(self, sample: Sample, point: Point, memo: dict[Any, Any]) -> dict[str, Any]:

@@ -86,9 +86,10 @@ def bpp_values(recs: dict[str, dict[str, Any]], convention: str) -> dict[str, fl
 
 
 def _timings(recs: dict[str, dict[str, Any]]) -> dict[str, float | None]:
-    """Mean per-stage time in milliseconds (``ms_encode``, ``ms_task:seg``, ...)."""
+    """Mean per-stage time in milliseconds (``ms_encode``, ``ms_task:seg``, ...) over the images
+    where the stage was computed for this point (a reused output, recorded as None, is not a cost)."""
     stages = dict.fromkeys(k for r in recs.values() for k in r.get("timings", {}))
-    return {f"ms_{k}": _mean([1000 * r["timings"][k] for r in recs.values() if k in r.get("timings", {})])
+    return {f"ms_{k}": _mean([1000 * r["timings"][k] for r in recs.values() if r.get("timings", {}).get(k) is not None])
             for k in stages}
 
 

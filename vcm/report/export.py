@@ -12,9 +12,10 @@ from vcm.report.build import open_run, run_cwd
 
 
 def flat(record: dict[str, Any]) -> dict[str, Any]:
-    """The record's scalars, with per-stage timings as ``ms_<stage>`` (milliseconds)."""
+    """The record's scalars, with per-stage timings as ``ms_<stage>`` (milliseconds; empty where the
+    stage's output was reused from an earlier point of the image)."""
     out = {k: v for k, v in record.items() if isinstance(v, (int, float, str)) or v is None}
-    out.update({f"ms_{k}": round(1000 * v, 3) for k, v in record.get("timings", {}).items()})
+    out.update({f"ms_{k}": None if v is None else round(1000 * v, 3) for k, v in record.get("timings", {}).items()})
     return out
 
 

@@ -1,0 +1,148 @@
+"""Executors and claims: a process pool (and Ray, when installed) gives the in-process executor's
+records; concurrent runs on one folder split the work; a dead worker's or run's units are redone,
+nothing lost or doubled."""
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from vcm.config import parse_experiment
+from vcm.pipeline.runner import prepare, run
+from vcm.pipeline.store import ResultStore
+
+from .conftest import tiny_config
+
+TOTAL = 3 * (4 + 1)  # 3 images x (4 distinct points + the uncompressed reference)
+CRASH_PLUGIN = '''
+import os
+from pathlib import Path
+
+from vcm.codecs import CODECS
+from vcm.codecs.base import FrameCodec
+from vcm.codecs.pillow import jpeg
+
+
+class CrashOnce(FrameCodec):
+    """JPEG, but the first encode anywhere kills its process (as the OOM killer would)."""
+
+    def encode(self, *, image, mask=None):
+        marker = Path(os.environ["VCM_TEST_CRASH_MARKER"])
+        if not marker.exists():
+            marker.write_text(str(os.getpid()))
+            os._exit(9)
+        return super().encode(image=image, mask=mask)
+
+
+@CODECS.register("jpeg_crash_once")
+def jpeg_crash_once(*, quality: int = 50, mode: str = "full", fill: str = "blur") -> FrameCodec:
+    codec = jpeg(quality=quality, mode=mode, fill=fill)
+    codec.__class__ = CrashOnce
+    return codec
+'''
+
+
+def records(run_dir: Path) -> dict:
+    """Every stored record without its timings (which differ run to run)."""
+    store = ResultStore(run_dir / "results.sqlite")
+    out = {(sid, key): {k: v for k, v in rec.items() if k != "timings"} for sid, key, rec in store.records()}
+    store.close()
+    return out
+
+
+def same_outputs(got: dict, serial: dict) -> None:
+    """Same bytes and predictions per (image, series, point) as the serial run (the codec type
+    differs, so the point keys do)."""
+    def index(recs: dict) -> dict:
+        return {(sid, r.get("series"), r.get("point")): (r.get("bytes"), r["predictions"]) for (sid, _), r in recs.items()}
+
+    assert len(got) == len(serial) and index(got) == index(serial)
+
+
+def experiment(tmp_path: Path, coco_root: str, name: str, **over: object):
+    return prepare(parse_experiment(tiny_config(tmp_path / name, coco_root, **over)))
+
+
+@pytest.fixture(scope="module")
+def serial(tmp_path_factory: pytest.TempPathFactory, coco_root: str) -> dict:
+    """The in-process executor's records: the reference every executor must reproduce."""
+    summary = run(experiment(tmp_path_factory.mktemp("serial"), coco_root, "s"), progress=False)
+    assert summary.computed == TOTAL
+    return records(summary.run_dir)
+
+
+def test_process_pool_gives_the_in_process_records(tmp_path: Path, coco_root: str, serial: dict) -> None:
+    exp = experiment(tmp_path, coco_root, "p", executor={"type": "process", "workers": 2})
+    summary = run(exp, progress=False)
+    assert summary.computed == TOTAL
+    assert records(summary.run_dir) == serial
+
+
+def test_a_worker_killed_mid_run_loses_and_doubles_nothing(tmp_path: Path, coco_root: str, serial: dict,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "crash_plugin.py").write_text(CRASH_PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])))
+    monkeypatch.setenv("VCM_TEST_CRASH_MARKER", str(tmp_path / "crashed"))
+    cfg = tiny_config(tmp_path / "c", coco_root, executor={"type": "process", "workers": 2}, plugins=["crash_plugin"])
+    for spec in cfg["grid"]["codec"]:
+        spec["type"] = "jpeg_crash_once"
+        spec["label"] = f"jpeg-{spec['mode']}"
+    summary = run(prepare(parse_experiment(cfg)), progress=False)
+    assert (tmp_path / "crashed").exists()  # a worker did die
+    assert summary.computed == TOTAL
+    same_outputs(records(summary.run_dir), serial)
+
+
+def test_an_expired_claim_of_a_dead_run_is_taken_over(tmp_path: Path, coco_root: str, serial: dict) -> None:
+    exp = experiment(tmp_path, coco_root, "e", executor={"type": "inprocess", "claim_ttl": 2.0})
+    exp.run_dir.mkdir(parents=True)
+    store = ResultStore(exp.run_dir / "results.sqlite")
+    sid = exp.dataset.ids()[0]
+    assert store.claim(sid, "dead-run", ttl=3.0)  # a run that died holding the first image
+    assert not store.claim(sid, "someone-else", ttl=3.0)
+    store.close()
+    t = time.perf_counter()
+    summary = run(exp, progress=False)
+    assert summary.computed == TOTAL and records(summary.run_dir) == serial
+    assert time.perf_counter() - t > 2.0  # it waited for the claim to expire, then did the image
+
+
+def test_concurrent_runs_on_one_folder_never_compute_an_item_twice(tmp_path: Path, coco_root: str,
+                                                                   serial: dict) -> None:
+    cfg = tiny_config(tmp_path / "twin", coco_root)
+    path = tmp_path / "twin.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    cli = [sys.executable, "-m", "vcm.cli", "run", str(path), "--no-report", "--no-progress"]
+    procs = [subprocess.Popen(cli, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-1500:] for o in outs]
+    computed = [int(re.search(r"(\d+) items computed", o[0]).group(1)) for o in outs]
+    assert sum(computed) == TOTAL, computed
+    assert records(tmp_path / "twin" / "run") == serial
+    store = ResultStore(tmp_path / "twin" / "run" / "results.sqlite")
+    assert store.db.execute("SELECT COUNT(*) FROM claims").fetchone()[0] == 0  # all released
+    store.close()
+
+
+def test_ray_actors_give_the_in_process_records_and_survive_a_dead_actor(
+        tmp_path: Path, coco_root: str, serial: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("ray", reason="Ray is not installed (pip install 'vcm[ray]')")
+    (tmp_path / "crash_plugin.py").write_text(CRASH_PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])))
+    monkeypatch.setenv("VCM_TEST_CRASH_MARKER", str(tmp_path / "crashed"))
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    cfg = tiny_config(tmp_path / "r", coco_root, executor={"type": "ray", "workers": 2}, plugins=["crash_plugin"])
+    for spec in cfg["grid"]["codec"]:
+        spec["type"] = "jpeg_crash_once"
+        spec["label"] = f"jpeg-{spec['mode']}"
+    summary = run(prepare(parse_experiment(cfg)), progress=False)
+    assert (tmp_path / "crashed").exists()
+    assert summary.computed == TOTAL
+    same_outputs(records(summary.run_dir), serial)

@@ -83,6 +83,22 @@ def test_process_pool_gives_the_in_process_records(tmp_path: Path, coco_root: st
     assert records(summary.run_dir) == serial
 
 
+def test_report_scores_points_on_the_process_pool_as_in_process(tmp_path: Path, coco_root: str) -> None:
+    from vcm.report.aggregate import aggregate
+
+    rows = {}
+    for kind in ("inprocess", "process"):
+        exp = experiment(tmp_path, coco_root, kind, executor={"type": kind, "workers": 2})
+        run(exp, progress=False)
+        store = ResultStore(exp.run_dir / "results.sqlite")
+        rows[kind] = {(r.series, r.point): {k: v for k, v in r.values.items() if not k.startswith("ms_")}
+                      for r in aggregate(exp, store)}
+        assert store.db.execute("SELECT COUNT(*) FROM scores").fetchone()[0] == 5  # 4 points + reference
+        store.close()
+    assert rows["process"] == rows["inprocess"] and len(rows["process"]) == 5  # 4 distinct points + reference
+    assert all(v["segm_AP"] is not None for v in rows["process"].values())
+
+
 def test_a_worker_killed_mid_run_loses_and_doubles_nothing(tmp_path: Path, coco_root: str, serial: dict,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "crash_plugin.py").write_text(CRASH_PLUGIN)

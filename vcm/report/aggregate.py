@@ -6,6 +6,7 @@ import hashlib
 import json
 import math
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +17,8 @@ from vcm.metrics.coco import IOU_TYPES, coco_ap, pseudo_ground_truth
 from vcm.metrics.quality import PSNR_CAP
 from vcm.metrics.segmentation import confusion, miou
 from vcm.pipeline.graph import component_class
-from vcm.pipeline.runner import Experiment
+from vcm.pipeline.executor import make_executor
+from vcm.pipeline.runner import Experiment, WorkerSpec, enter, prepare, worker_spec
 from vcm.pipeline.store import ResultStore
 from vcm.pipeline.worker import REFERENCE, decode_semantic
 from vcm.report import bootstrap as boot
@@ -57,6 +59,7 @@ def aggregate(exp: Experiment, store: ResultStore, progress: bool = False) -> li
             by_point[key][sid] = rec
     reference = by_point.get(REFERENCE, {})
     scorer = TaskScorer(exp, reference, store)
+    prescore(exp, scorer, {k: v for k, v in by_point.items() if k in wanted or k == REFERENCE}, progress)
     n_boot, n_img = exp.config.report.bootstrap, len(ids)
     idx = boot.draws(n_img, n_boot) if n_boot else None
     rows = [Row("reference", "uncompressed", len(reference), scorer.score(reference, REFERENCE))]
@@ -74,6 +77,31 @@ def aggregate(exp: Experiment, store: ResultStore, progress: bool = False) -> li
                 values[f"{k}_lo"], values[f"{k}_hi"] = boot.interval(v)
             rows.append(Row(point.series, point.point, len(recs), values, samples))
     return rows
+
+
+@dataclass(frozen=True)
+class ScoreSpec:
+    """Rebuilds a run's scorer in a worker (it pickles): calling it gives the function that scores
+    one ``(point key, records)`` unit."""
+
+    worker: WorkerSpec
+    reference: dict[str, dict[str, Any]]
+
+    def __call__(self) -> Callable[[tuple[str, dict[str, Any]]], list[dict[str, float | None]]]:
+        enter(self.worker.cwd, self.worker.env)
+        scorer = TaskScorer(prepare(self.worker.config), self.reference)
+        return lambda unit: [scorer.score(unit[1])]
+
+
+def prescore(exp: Experiment, scorer: TaskScorer, by_point: dict[str, dict[str, Any]], progress: bool) -> None:
+    """Score the points not in the store's cache on the run's executor (COCOeval per point in
+    parallel), caching each result; the in-process executor scores them as rows are built."""
+    todo = [(k, recs) for k, recs in by_point.items() if scorer.store and scorer.store.score(scorer.cache_key(recs, k)) is None]
+    if exp.config.executor.type == "inprocess" or len(todo) < 2 or not scorer.kinds or scorer.store is None:
+        return
+    work = make_executor(exp.config.executor).imap(ScoreSpec(worker_spec(exp), scorer.reference), todo)
+    for (key, recs), (scores,) in tqdm(work, total=len(todo), desc="scoring", unit="point", disable=not progress):
+        scorer.store.put_score(scorer.cache_key(recs, key), scores)
 
 
 def bpp_values(recs: dict[str, dict[str, Any]], convention: str) -> dict[str, float | None]:
@@ -108,14 +136,18 @@ class TaskScorer:
         self._ids = {sid: i + 1 for i, sid in enumerate(sorted(reference))}  # pseudo-GT image ids
         self._gt: dict[tuple[str, str], Any] = {}
 
-    def score(self, recs: dict[str, dict[str, Any]], point_key: str = "") -> dict[str, float | None]:
-        """Task scores of one point's records, from the store's cache when the same point, images
-        and scoring settings were scored before."""
+    def cache_key(self, recs: dict[str, dict[str, Any]], point_key: str) -> str:
+        """What a point's scores depend on: the point, its images and the scoring settings."""
         ev = self.exp.config.eval
         blob = json.dumps([SCORE_VERSION, point_key, sorted(recs), [t.ident for t in self.exp.plan.tasks], self.kinds,
                            ev.category_ids, ev.pseudo_gt, ev.pseudo_gt_min_score,
                            sorted(self.reference) if ev.pseudo_gt else None], default=str)
-        key = hashlib.sha1(blob.encode()).hexdigest()
+        return hashlib.sha1(blob.encode()).hexdigest()
+
+    def score(self, recs: dict[str, dict[str, Any]], point_key: str = "") -> dict[str, float | None]:
+        """Task scores of one point's records, from the store's cache when the same point, images
+        and scoring settings were scored before."""
+        key = self.cache_key(recs, point_key)
         cached = self.store.score(key) if self.store and point_key else None
         if cached is not None:
             return cached

@@ -3,6 +3,7 @@ records; concurrent runs on one folder split the work; a dead worker's or run's 
 nothing lost or doubled."""
 
 import os
+from collections.abc import Iterator
 import re
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from .conftest import tiny_config
 TOTAL = 3 * (4 + 1)  # 3 images x (4 distinct points + the uncompressed reference)
 CRASH_PLUGIN = '''
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from vcm.codecs import CODECS
@@ -162,3 +164,73 @@ def test_ray_actors_give_the_in_process_records_and_survive_a_dead_actor(
     assert (tmp_path / "crashed").exists()
     assert summary.computed == TOTAL
     same_outputs(records(summary.run_dir), serial)
+
+
+@pytest.fixture
+def two_node_cluster(tmp_path: Path) -> Iterator[str]:
+    """A Ray cluster of two 1-CPU nodes on this machine: a head and a second node joining it."""
+    pytest.importorskip("ray", reason="Ray is not installed (pip install 'vcm[ray]')")
+    if Path("/tmp/ray/ray_current_cluster").exists():
+        pytest.skip("a Ray cluster is already running on this machine; not touching it")
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    address = f"127.0.0.1:{_free_port()}"
+    common = ["--num-cpus=1", "--disable-usage-stats"]
+    subprocess.run(["ray", "start", "--head", f"--port={address.split(':')[1]}", "--include-dashboard=false", *common],
+                   env=env, check=True, capture_output=True)
+    try:
+        subprocess.run(["ray", "start", f"--address={address}", *common], env=env, check=True, capture_output=True)
+        yield address
+    finally:
+        subprocess.run(["ray", "stop", "--force"], env=env, capture_output=True)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _vcm_actor_pids() -> list[int]:
+    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    return [int(line.split()[0]) for line in out.splitlines()[1:] if line.split()[1].startswith("ray::_Worker")]
+
+
+def test_two_node_ray_cluster_runs_the_graph_and_redoes_a_killed_actors_image(
+        tmp_path: Path, coco_root: str, serial: dict, two_node_cluster: str) -> None:
+    """Two 1-CPU nodes, so the two actors (1 CPU each) sit one per node; one actor is SIGKILLed
+    mid-run: its image is redone by a fresh actor, and no item is lost or stored twice."""
+    import signal
+
+    images = 6
+    cfg = tiny_config(tmp_path / "cluster", coco_root, dataset={"type": "coco", "root": coco_root, "limit": images},
+                      executor={"type": "ray", "address": two_node_cluster, "workers": 2})
+    path = tmp_path / "cluster.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    proc = subprocess.Popen([sys.executable, "-m", "vcm.cli", "run", str(path), "--no-report", "--no-progress"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "RAY_AUTH_MODE": "disabled"})
+    db, killed, deadline = tmp_path / "cluster" / "run" / "results.sqlite", None, time.time() + 300
+    while killed is None and proc.poll() is None and time.time() < deadline:
+        pids = _vcm_actor_pids()
+        if len(pids) == 2 and db.exists() and _stored(db) >= 5:  # one image done, work left
+            killed = pids[0]
+            os.kill(killed, signal.SIGKILL)
+        time.sleep(0.1)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-2000:]
+    assert killed is not None, "the run ended before an actor could be killed"
+    total = images * 5
+    assert f"{total} items computed" in out  # every item computed once: none redone after storing
+    got = records(tmp_path / "cluster" / "run")
+    assert len(got) == total
+    assert {k: v for k, v in got.items() if k in serial} == serial and len(serial) == 15
+
+
+def _stored(db: Path) -> int:
+    store = ResultStore(db)
+    try:
+        return int(store.db.execute("SELECT COUNT(*) FROM items").fetchone()[0])
+    finally:
+        store.close()

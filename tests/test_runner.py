@@ -108,3 +108,22 @@ def test_pipeline_without_a_task_head_reports_fidelity(tmp_path: Path, assets: P
     assert all(0 < r["msssim"] < 1 and r["psnr"] > 20 for r in recs.values())
     report = make_report(summary.run_dir)["md"].read_text()
     assert "msssim" in report and "needs weights" in report
+
+
+def test_stage_timings_count_only_work_done(tmp_path: Path, coco_root: str) -> None:
+    """A stage output reused from an earlier point of the image (the gt mask for every quality,
+    a task head on an identical decode) is recorded as None, never as a copy of the first time."""
+    t = time.perf_counter()
+    summary = run(prepare(load_config(_config(tmp_path, coco_root, "t"))), progress=False)
+    wall = time.perf_counter() - t
+    store = ResultStore(summary.run_dir / "results.sqlite")
+    recs = list(store.records())
+    store.close()
+    for sid in {s for s, _, _ in recs}:
+        timings = [r["timings"] for s, k, r in recs if s == sid]
+        assert sum("load" in tm for tm in timings) == 1  # the image is read once per unit
+        gt = [r["timings"]["mask"] for s, k, r in recs if s == sid and k.startswith("gt/")]
+        assert len(gt) == 2 and sum(x is not None for x in gt) == 1  # q20 computed it, q60 reused it
+        assert all(r["timings"]["encode"] is not None for s, k, r in recs if s == sid and k != "@reference")
+    total = sum(v for _, _, r in recs for v in r["timings"].values() if v is not None)
+    assert 0 < total < wall

@@ -130,3 +130,43 @@ def test_memory_lean_block_equals_the_plain_block(monkeypatch) -> None:
         monkeypatch.setattr(transform, "LEAN_ELEMENTS", 200)  # forces several slot and MU groups
         lean = block(t).x
     assert (lean - plain)[0, :25].abs().max() < 1e-5
+
+
+def test_bias_cache_gives_identical_outputs_and_computes_each_bias_once(monkeypatch) -> None:
+    """Issue 16 (c): blocks of one token set reuse its position biases; the outputs are the same
+    bits as without a cache, also when the cache is too small to keep anything."""
+    from vcm.codecs.emic import attention
+
+    torch.manual_seed(7)
+    q, k, v = (torch.randn(2, 2, 40, 4, 8) for _ in range(3))
+    mu = torch.randint(0, 20, (2, 40, 2))
+    padding = torch.zeros(2, 40, dtype=torch.bool)
+    padding[1, 30:] = True
+    calls = []
+    real = attention.pair_bias
+    monkeypatch.setattr(attention, "pair_bias", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    for window in (0, 3):
+        want = dpisa(q, k, v, mu, _grid(2, 2), decay_log_gammas(2), padding, window=window, max_logits=2000)
+        for room in (attention.CACHE_ELEMENTS, 0):
+            cache = attention.BiasCache(room)
+            for heads_again in range(3):  # three blocks with equal heads (equal, not the same, decay tensors)
+                calls.clear()
+                got = dpisa(q, k, v, mu, _grid(2, 2), decay_log_gammas(2), padding, window=window, max_logits=2000,
+                            cache=cache)
+                assert torch.equal(got, want)
+                assert (len(calls) == 0) == (heads_again > 0 and room > 0)
+            kept = sum(attention._elements(e) for e in cache.entries.values())
+            assert cache.room >= 0 and kept == room - cache.room and (kept > 0) == (room > 0)
+    other = attention.BiasCache()
+    dpisa(q, k, v, mu, _grid(2, 2), decay_log_gammas(2), padding, window=3, cache=other)
+    calls.clear()
+    dpisa(q[:, :1], k[:, :1], v[:, :1], mu, _grid(2, 2), decay_log_gammas(1), padding, window=3, cache=other)
+    assert calls  # other heads (another decay): biases of their own
+
+
+def test_token_sets_share_their_bias_cache_along_with_x() -> None:
+    from vcm.codecs.emic.tokens import Tokens
+
+    t = Tokens(torch.randn(1, 3, 4, 8), torch.zeros(1, 3, 2, dtype=torch.long), torch.zeros(1, 3, dtype=torch.bool), 2)
+    assert t.with_x(torch.randn(1, 3, 1, 16), 1).biases is t.biases
+    assert Tokens(t.x, t.mu_xy, t.pad, 2).biases is not t.biases

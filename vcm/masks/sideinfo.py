@@ -1,83 +1,144 @@
 """Lossless coding of the unit grid (the transmitted mask), counted as side information.
 
-Each unit is a binary symbol coded with compressai's rANS coder. Its probability adapts per
-context, the context being the 4 causal neighbours (left, above-left, above, above-right):
-16 contexts with Krichevsky-Trofimov counts, so no probability table is transmitted.
-First byte: 0 = all kept, 1 = none kept, 2 = rANS stream follows.
+Units are coded in raster order, one binary symbol each, with :mod:`vcm.masks.bitcoder` and an
+adaptive probability that only depends on units already coded, so no table is transmitted.
+Two probability models; the encoder codes the grid with both and keeps the shorter record:
+
+* ``edges``: the 4 causal neighbours (left, above-left, above, above-right) select one of 16
+  contexts with Krichevsky-Trofimov counts. Best for compact regions (objects).
+* ``density``: the weighted fraction of kept units in the causal window of ``R`` units
+  (weights 12 // (|dy| + |dx|)), shrunk towards the fraction kept so far with weight ``BETA``:
+  ``p1 = (S + BETA * rate) / (N + BETA)``. Best for scattered masks (DA-Mask, random units),
+  whose density follows the image texture.
+
+Record, first byte (the format): 0 = all units kept, 1 = none kept, 3 = ``edges`` model,
+4 = ``density`` model; the arithmetic-coded bits follow. Format 2 (the rANS coder of vcm before
+this one) is refused with a clear error.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
-_ALL, _NONE, _CODED = 0, 1, 2
-_PRECISION = 16
+from vcm.masks.bitcoder import PROB_ONE, BitDecoder, BitEncoder, CoderError
+
+_ALL, _NONE, _RANS_V1, _EDGES, _DENSITY = 0, 1, 2, 3, 4
+R = 4  # density window: rows r-R..r, columns c-R..c+R (units)
+BETA = 48  # prior weight of the running rate, in the same units as the weights
+Code = Callable[[int], int]  # p1 -> the bit (encoder: codes the known bit; decoder: decodes it)
 
 
 class SideInfoError(ValueError):
     """A truncated or corrupt mask record."""
 
 
-def _cdf(ones: float, zeros: float) -> list[int]:
-    from compressai._CXX import pmf_to_quantized_cdf
-
-    p1 = ones / (ones + zeros)
-    return pmf_to_quantized_cdf([1.0 - p1, p1, 1e-6], _PRECISION)  # type: ignore[no-any-return]
+def _clamp(p1: int) -> int:
+    return min(max(p1, 1), PROB_ONE - 1)
 
 
-def _context(grid: np.ndarray, r: int, c: int) -> int:
-    h, w = grid.shape
-    left = grid[r, c - 1] if c > 0 else 0
-    up = grid[r - 1, c] if r > 0 else 0
-    ul = grid[r - 1, c - 1] if r > 0 and c > 0 else 0
-    ur = grid[r - 1, c + 1] if r > 0 and c + 1 < w else 0
-    return int(left) | int(ul) << 1 | int(up) << 2 | int(ur) << 3
+def _edges(h: int, w: int, code: Code) -> np.ndarray:
+    """Scan an (h, w) grid with the ``edges`` model; ``code`` gives each bit."""
+    grid = np.zeros((h, w), np.uint8)
+    counts = [[0, 0] for _ in range(16)]
+    prev = [0] * (w + 2)  # row above, one zero each side
+    for r in range(h):
+        cur = [0] * (w + 2)
+        for c in range(1, w + 1):
+            ctx = cur[c - 1] | prev[c - 1] << 1 | prev[c] << 2 | prev[c + 1] << 3
+            n0, n1 = counts[ctx]
+            bit = code(_clamp(((2 * n1 + 1) << 16) // (2 * (n0 + n1) + 2)))
+            counts[ctx][bit] += 1
+            cur[c] = bit
+        grid[r] = cur[1:-1]
+        prev = cur
+    return grid
+
+
+def _weights() -> np.ndarray:
+    """Integer weights of the causal window, (R + 1, 2R + 1); row R is the current row."""
+    dy, dx = np.mgrid[R:-1:-1, -R:R + 1]
+    wgt = 12 // np.maximum(np.abs(dy) + np.abs(dx), 1)
+    wgt[R, R:] = 0  # the unit itself and the units after it
+    return wgt.astype(np.int64)
+
+
+def _row_terms(row: np.ndarray, wgt: np.ndarray) -> np.ndarray:
+    """What a finished row adds to the weighted sums of the R rows below it: (R, w), entry
+    [dy - 1, c] for the row dy below, column c (the weights are symmetric in dx)."""
+    return np.stack([np.convolve(row, wgt[R - dy])[R:R + len(row)] for dy in range(1, R + 1)])
+
+
+def _density(h: int, w: int, code: Code) -> np.ndarray:
+    """Scan an (h, w) grid with the ``density`` model; ``code`` gives each bit."""
+    wgt = _weights()
+    left = wgt[R, R - 1::-1].tolist()  # weights of the units 1..R to the left
+    left_sum = [sum(left[k] for k in range(R) if m >> k & 1) for m in range(1 << R)]  # by the last R bits
+    n_left = [sum(left[:min(c, R)]) for c in range(w)]
+    n_terms = _row_terms(np.ones(w, np.int64), wgt)
+    grid = np.zeros((h, w), np.uint8)
+    acc = np.zeros((R, w), np.int64)  # acc[i]: the weighted sums from the rows done, for row r + i
+    ones = count = 0
+    for r in range(h):
+        s_above, n_above = acc[0].tolist(), n_terms[:min(r, R)].sum(0).tolist()
+        row, last = [], 0  # last: the previous R bits of this row, the nearest in bit 0
+        for c in range(w):
+            num = 2 * (s_above[c] + left_sum[last]) * (count + 1) + BETA * (2 * ones + 1)
+            bit = code(_clamp((num << 16) // (2 * (n_above[c] + n_left[c] + BETA) * (count + 1))))
+            row.append(bit)
+            last = (last << 1 | bit) & ((1 << R) - 1)
+            ones, count = ones + bit, count + 1
+        grid[r] = row
+        acc = np.concatenate([acc[1:], np.zeros((1, w), np.int64)]) + _row_terms(np.array(row, np.int64), wgt)
+    return grid
+
+
+_MODELS: dict[int, Callable[[int, int, Code], np.ndarray]] = {_EDGES: _edges, _DENSITY: _density}
+
+
+def _encode_with(fmt: int, grid: np.ndarray) -> bytes:
+    enc, bits = BitEncoder(), iter(grid.reshape(-1).tolist())
+
+    def code(p1: int) -> int:
+        bit = int(next(bits))
+        enc.encode(bit, p1)
+        return bit
+
+    _MODELS[fmt](*grid.shape, code)
+    return bytes([fmt]) + enc.finish()
 
 
 def encode_grid(grid: np.ndarray) -> bytes:
-    """Code a bool (h, w) grid to bytes; the decoder must know (h, w)."""
-    from compressai.ans import BufferedRansEncoder
-
+    """Code a bool (h, w) grid to bytes (the shorter of the two models); the decoder must know (h, w)."""
     grid = np.asarray(grid, bool)
     if grid.all():
         return bytes([_ALL])
     if not grid.any():
         return bytes([_NONE])
-    counts = np.full((16, 2), 0.5)
-    enc = BufferedRansEncoder()
-    for r in range(grid.shape[0]):
-        for c in range(grid.shape[1]):
-            ctx, bit = _context(grid, r, c), int(grid[r, c])
-            cdf = _cdf(counts[ctx, 1], counts[ctx, 0])
-            enc.encode_with_indexes([bit], [0], [cdf], [len(cdf)], [0])
-            counts[ctx, bit] += 1
-    return bytes([_CODED]) + enc.flush()
+    return min((_encode_with(fmt, grid) for fmt in _MODELS), key=len)
 
 
 def decode_grid(data: bytes, height: int, width: int) -> np.ndarray:
     """Inverse of :func:`encode_grid` for a grid of shape (height, width)."""
-    from compressai.ans import RansDecoder
-
     if not data:
         raise SideInfoError("mask record is empty")
-    mode = data[0]
-    if mode in (_ALL, _NONE):
+    fmt = data[0]
+    if fmt in (_ALL, _NONE):
         if len(data) != 1:
             raise SideInfoError("mask record has trailing bytes")
-        return np.full((height, width), mode == _ALL)
-    if mode != _CODED or len(data) < 5 or (len(data) - 1) % 4:
-        raise SideInfoError(f"mask record is corrupt or truncated ({len(data)} bytes, mode {mode})")
-    dec = RansDecoder()
-    dec.set_stream(data[1:])
-    grid = np.zeros((height, width), bool)
-    counts = np.full((16, 2), 0.5)
-    for r in range(height):
-        for c in range(width):
-            ctx = _context(grid, r, c)
-            cdf = _cdf(counts[ctx, 1], counts[ctx, 0])
-            bit = dec.decode_stream([0], [cdf], [len(cdf)], [0])[0]
-            if bit not in (0, 1):
-                raise SideInfoError("mask record is corrupt (decoded a non-binary symbol)")
-            grid[r, c] = bool(bit)
-            counts[ctx, bit] += 1
+        return np.full((height, width), fmt == _ALL)
+    if fmt == _RANS_V1:
+        raise SideInfoError("mask record has format 2 (the rANS unit-map coder vcm used before format 3/4), "
+                            "which this vcm no longer reads: encode the image again")
+    if fmt not in _MODELS or len(data) < 2:
+        raise SideInfoError(f"mask record is corrupt or truncated ({len(data)} bytes, format {fmt})")
+    dec = BitDecoder(data[1:])
+    grid = _MODELS[fmt](height, width, dec.decode).astype(bool)
+    try:
+        dec.finish()
+    except CoderError as e:
+        raise SideInfoError(f"mask record is corrupt or truncated: {e}") from e
+    if grid.all() or not grid.any():
+        raise SideInfoError("mask record is corrupt (a coded grid that is all kept or all masked)")
     return grid

@@ -100,9 +100,11 @@ class InProcessExecutor:
         self.threads = threads
 
     def imap(self, factory: Factory, units: Iterable[U]) -> Iterator[tuple[U, list[Any]]]:
-        set_threads(self.threads)
-        fn = factory()
+        fn = None
         for unit in units:
+            if fn is None:  # built for the first unit: a run with nothing to do builds nothing
+                set_threads(self.threads)
+                fn = factory()
             yield unit, fn(unit)
 
 

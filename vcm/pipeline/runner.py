@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -74,12 +75,15 @@ class WorkerSpec:
 
     def __call__(self) -> Callable[[Unit], list[Record]]:
         enter(self.cwd, self.env)
-        exp = prepare(self.config)
-        seed_everything(exp.config.seed)
-        components = build_all(exp, Components(resolve_device(exp.config.device)))
-        worker = SampleWorker(exp.graph, exp.plan, exp.dataset, components, exp.config.eval.msssim,
-                              exp.config.eval.lpips)
-        return lambda unit: list(worker(unit))
+        return make_work(prepare(self.config))
+
+
+def make_work(exp: Experiment) -> Callable[[Unit], list[Record]]:
+    """Build the experiment's components and return the function computing one unit's records."""
+    seed_everything(exp.config.seed)
+    components = build_all(exp, Components(resolve_device(exp.config.device)))
+    worker = SampleWorker(exp.graph, exp.plan, exp.dataset, components, exp.config.eval.msssim, exp.config.eval.lpips)
+    return lambda unit: list(worker(unit))
 
 
 def worker_spec(exp: Experiment) -> WorkerSpec:
@@ -127,16 +131,15 @@ def run(exp: Experiment, progress: bool = True) -> RunSummary:
         store.set_meta("env", json.dumps({"VCM_ASSETS": os.environ.get("VCM_ASSETS")}))
         if exp.pipeline is not None:
             store.set_meta("pipeline", str(exp.pipeline))
-        units = pending_units(exp, store)
-        if units and exp.config.executor.type != "inprocess":
-            build_all(exp, Components(torch.device("cpu")))  # a bad component fails here, not in a worker
+        units = pending_units(exp, store)  # workers build components before their first image
         total = sum(len(p) + int(r) for _, p, r in units)
         work = claimed(store, owner, ttl, units)
         with tqdm(total=total, desc=exp.config.name, unit="item", disable=not progress) as bar, \
                 Heartbeat(store.path, owner, ttl):
-            for unit, records in make_executor(exp.config.executor).imap(worker_spec(exp), work):
-                for sid, key, record in records:
-                    store.put(sid, key, record)
+            local = exp.config.executor.type == "inprocess"  # no pickling: reuse this experiment
+            factory = partial(make_work, exp) if local else worker_spec(exp)
+            for unit, records in make_executor(exp.config.executor).imap(factory, work):
+                store.put_many(records)  # one transaction per image
                 store.release(owner, unit[0])
                 computed += len(records)
                 bar.update(len(records))

@@ -1,9 +1,9 @@
 """Results in an embedded SQLite database inside the run folder, one row per (image, point).
 
-Each row is committed on its own as soon as it is produced, so a killed run (even ``kill -9``)
-loses at most the items in progress, and a rerun skips every committed row. Runs sharing a store
-claim each unit of work before computing it (``claim``), so no item is computed twice; a claim
-whose owner stops renewing it expires.
+An image's rows are committed together as soon as they are produced, so a killed run (even
+``kill -9``) loses at most the images in progress, and a rerun skips every committed row. Runs
+sharing a store claim each unit of work before computing it (``claim``), so no item is computed
+twice; a claim whose owner stops renewing it expires.
 """
 
 from __future__ import annotations
@@ -52,10 +52,14 @@ class ResultStore:
         return {k for (k,) in self.db.execute("SELECT key FROM items")}
 
     def put(self, sample_id: str, point_key: str, record: dict[str, Any]) -> None:
-        blob = zlib.compress(json.dumps(record, sort_keys=True).encode(), 6)
-        with self.db:  # one transaction per item
-            self.db.execute("INSERT OR REPLACE INTO items VALUES (?, ?, ?, ?)",
-                            (self.item_key(sample_id, point_key), sample_id, point_key, blob))
+        self.put_many([(sample_id, point_key, record)])
+
+    def put_many(self, records: list[tuple[str, str, dict[str, Any]]]) -> None:
+        """Store (sample id, point key, record) rows in one transaction: all or none of them."""
+        rows = [(self.item_key(sid, pk), sid, pk, zlib.compress(json.dumps(rec, sort_keys=True).encode(), 6))
+                for sid, pk, rec in records]
+        with self.db:
+            self.db.executemany("INSERT OR REPLACE INTO items VALUES (?, ?, ?, ?)", rows)
 
     def missing(self, sample_id: str, point_keys: list[str]) -> list[str]:
         """The point keys of ``sample_id`` not yet stored."""

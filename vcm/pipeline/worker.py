@@ -66,17 +66,25 @@ class SampleWorker:
 
     def __call__(self, unit: Unit) -> Iterator[Record]:
         sample_id, points, reference = unit
+        t = time.perf_counter()
         sample = self.dataset.load(sample_id)
+        load = {"load": time.perf_counter() - t}  # charged to the unit's first record
         memo: dict[Any, tuple[Any, float]] = {}
         if reference:
             values, keys = self._reference_values(sample, memo)
             node = self.graph.by_kind("task")[0]
-            preds = {t.label: encode_prediction(self._task(t, node, sample.image, values, keys, memo)[0])
-                     for t in self.plan.tasks}
+            preds, timings = {}, dict(load)
+            for t in self.plan.tasks:
+                pred, timings[f"{node.name}:{t.label}"] = self._task(t, node, sample.image, values, keys, memo)
+                preds[t.label] = encode_prediction(pred)
+            load = {}
             yield sample_id, REFERENCE, {"height": sample.image.shape[0], "width": sample.image.shape[1],
-                                         "coco_id": sample.coco_id, "predictions": preds}
+                                         "coco_id": sample.coco_id, "predictions": preds, "timings": timings}
         for point in points:
-            yield sample_id, point.key, self._evaluate(sample, point, memo)
+            record = self._evaluate(sample, point, memo)
+            record["timings"].update(load)
+            load = {}
+            yield sample_id, point.key, record
 
     def _task(self, choice: Choice, node: Node, image: np.ndarray, values: dict[str, Any],
               keys: dict[str, Any], memo: dict[Any, Any]) -> tuple[Prediction, float | None]:
@@ -151,7 +159,9 @@ class SampleWorker:
 
     def _evaluate(self, sample: Sample, point: Point, memo: dict[Any, Any]) -> dict[str, Any]:
         values, keys, timings = self.node_values(sample, point, memo)
+        t = time.perf_counter()
         record = self._rate_and_quality(sample, values)
+        timings["metrics"] = time.perf_counter() - t  # bpp, PSNR (in / out of the mask), MS-SSIM, LPIPS
         record["predictions"] = {}
         for node in self.graph.by_kind("task"):
             image = _as_image(values[node.inputs["image"]])

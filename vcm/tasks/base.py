@@ -76,9 +76,13 @@ class Letterbox:
 class TFLiteModel:
     """A TFLite model run with ai-edge-litert on CPU."""
 
-    def __init__(self, path: str | Path, what: str, num_threads: int = 2) -> None:
+    def __init__(self, path: str | Path, what: str, num_threads: int | None = None) -> None:
         litert = require("ai_edge_litert.interpreter")
         model = require_file(expand_path(str(path)), f"{what} model file (is VCM_ASSETS set?)")
+        if num_threads is None:  # follow torch's setting, which an executor sets per worker
+            import torch
+
+            num_threads = torch.get_num_threads()
         self.interpreter = litert.Interpreter(model_path=str(model), num_threads=num_threads)
         self.interpreter.allocate_tensors()
         self.input = self.interpreter.get_input_details()[0]

@@ -95,7 +95,7 @@ class SemanticHead:
                  input_range: tuple[float, float] = (0.0, 1.0),
                  mean: tuple[float, float, float] = (123.675, 116.28, 103.53),
                  std: tuple[float, float, float] = (58.395, 57.12, 57.375), max_size: int = 520,
-                 num_threads: int = 2, device: Any = None) -> None:
+                 num_threads: int | None = None, device: Any = None) -> None:
         self.label_space = LabelSpace.of(classes, coco_map)
         if (model is None) == (factory is None):
             raise ValueError("give exactly one of model (a .tflite / TorchScript file) or factory")
@@ -166,7 +166,7 @@ class DeepLabV3(SemanticHead):
     """The assets' DeepLabV3-MobileNetV2 (Pascal VOC, 257x257 TFLite, input in [-1, 1])."""
 
     def __init__(self, *, model: str = default_model("deeplabv3-mnv2-voc", "deeplabv3_257_mv_gpu.tflite"),
-                 num_threads: int = 2) -> None:
+                 num_threads: int | None = None) -> None:
         super().__init__(model=model, classes="voc", input_range=(-1.0, 1.0), num_threads=num_threads)
 
     @classmethod

@@ -39,7 +39,7 @@ class YoloSeg:
         score_threshold: minimum class score kept (0.01 for AP scoring).
         iou: class-wise NMS IoU threshold.
         max_det: detections kept per image.
-        num_threads: TFLite CPU threads.
+        num_threads: TFLite CPU threads (default: torch's thread count, which executors set per worker).
     """
 
     task_kind: ClassVar[str] = "instances"
@@ -48,7 +48,7 @@ class YoloSeg:
 
     def __init__(self, *, model: str = default_model("yolov8n-seg", "yolov8n-seg_int8.tflite"),
                  score_threshold: float = 0.01, iou: float = 0.6, max_det: int = 100,
-                 num_threads: int = 2) -> None:
+                 num_threads: int | None = None) -> None:
         self.net = TFLiteModel(model, "YOLOv8n-seg", num_threads)
         self.score_threshold, self.iou, self.max_det = score_threshold, iou, max_det
 
@@ -102,7 +102,7 @@ class YoloPose:
         score_threshold: minimum person score kept.
         iou: NMS IoU threshold.
         max_det: people kept per image.
-        num_threads: TFLite CPU threads.
+        num_threads: TFLite CPU threads (default: torch's thread count, which executors set per worker).
     """
 
     task_kind: ClassVar[str] = "keypoints"
@@ -111,7 +111,7 @@ class YoloPose:
 
     def __init__(self, *, model: str = default_model("yolo11n-pose", "yolo11n-pose_int8.tflite"),
                  score_threshold: float = 0.05, iou: float = 0.6, max_det: int = 20,
-                 num_threads: int = 2) -> None:
+                 num_threads: int | None = None) -> None:
         self.net = TFLiteModel(model, "YOLO11n-pose", num_threads)
         self.score_threshold, self.iou, self.max_det = score_threshold, iou, max_det
 

@@ -27,7 +27,7 @@ from compressai.models import CompressionModel
 from torch import nn
 
 from vcm.codecs.checkpoint import ArchConfig
-from vcm.codecs.entropy import ChARM, token_mlp
+from vcm.codecs.entropy import ChARM, build_indexes, token_mlp
 from vcm.codecs.emic.tokens import (
     Tokens,
     UnitGroups,
@@ -132,10 +132,11 @@ class EmicModel(CompressionModel):
         z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-1:])
         means, scales = self._hyper_synthesis(z_hat, y, groups).chunk(2, dim=1)
         y_t = y.x[:, :, 0].transpose(1, 2)
+        gc = self.gaussian_conditional
         if self.charm is None:
-            y_string = self.gaussian_conditional.compress(y_t, self.gaussian_conditional.build_indexes(scales), means)[0]
+            y_string = gc.compress(y_t, build_indexes(gc, scales), means)[0]
         else:
-            y_string, _ = self.charm.compress(y_t, means, scales, self.gaussian_conditional)
+            y_string, _ = self.charm.compress(y_t, means, scales, gc)
         return {"strings": [z_strings[0], y_string], "visible": y.x.shape[1]}
 
     @torch.no_grad()
@@ -153,7 +154,7 @@ class EmicModel(CompressionModel):
         means, scales = self._hyper_synthesis(z_hat, like, groups).chunk(2, dim=1)
         gc = self.gaussian_conditional
         if self.charm is None:
-            y_hat = gc.decompress([strings[1]], gc.build_indexes(scales), means=means)
+            y_hat = gc.decompress([strings[1]], build_indexes(gc, scales), means=means)
         else:
             y_hat = self.charm.decompress(strings[1], means, scales, gc)
         return self.g_s(like.with_x(y_hat.transpose(1, 2)[:, :, None]), height, width)

@@ -7,20 +7,28 @@ Batches with different visible counts are padded with ``pad`` = True units.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
 
+from vcm.codecs.emic.attention import BiasCache
+
 
 @dataclass(frozen=True)
 class Tokens:
-    """x: (B, V, s*s, C) tokens; mu_xy: (B, V, 2) MU grid coords (x, y); pad: (B, V) bool."""
+    """x: (B, V, s*s, C) tokens; mu_xy: (B, V, 2) MU grid coords (x, y); pad: (B, V) bool.
+
+    ``biases`` caches the attention's position biases of these coordinates: every token set
+    made by :meth:`with_x` shares it (same coordinates); a new set of coordinates needs a new
+    ``Tokens``.
+    """
 
     x: torch.Tensor
     mu_xy: torch.Tensor
     pad: torch.Tensor
     side: int
+    biases: BiasCache = field(default_factory=BiasCache, compare=False, repr=False)
 
     def with_x(self, x: torch.Tensor, side: int | None = None) -> Tokens:
         return replace(self, x=x, side=self.side if side is None else side)

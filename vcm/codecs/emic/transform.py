@@ -53,7 +53,8 @@ class EmicBlock(nn.Module):
         if not torch.is_grad_enabled() and t.x.numel() > LEAN_ELEMENTS:
             return t.with_x(self._forward_lean(t))
         q, k, val = self._qkv(t.x)
-        att = dpisa(q, k, val, t.mu_xy, au_coords(t.side, t.x.device), self.log_gamma, t.pad, window=self.window)
+        att = dpisa(q, k, val, t.mu_xy, au_coords(t.side, t.x.device), self.log_gamma, t.pad, window=self.window,
+                    cache=t.biases)
         return t.with_x(self._out(t.x, att))
 
     def _forward_lean(self, t: Tokens) -> torch.Tensor:
@@ -63,13 +64,14 @@ class EmicBlock(nn.Module):
         slots = max(1, LEAN_ELEMENTS // (3 * b * v * c))
         for s in range(0, a, slots):  # step 1 (across MUs) per group of attention-unit slots
             q, k, val = self._qkv(x[:, :, s:s + slots])
-            v1[:, :, :, s:s + slots] = cross_mu(q, k, val, t.mu_xy, self.log_gamma, t.pad, window=self.window)
+            v1[:, :, :, s:s + slots] = cross_mu(q, k, val, t.mu_xy, self.log_gamma, t.pad, window=self.window,
+                                                cache=t.biases)
         out, au = torch.empty_like(x), au_coords(t.side, x.device)
         units = max(1, LEAN_ELEMENTS // (4 * b * a * c))
         for s in range(0, v, units):  # step 2, projection and MLP per group of MUs
             q, k, _ = self._qkv(x[:, s:s + units])
             out[:, s:s + units] = self._out(x[:, s:s + units], within_mu(q, k, v1[:, :, s:s + units], au,
-                                                                            self.log_gamma))
+                                                                            self.log_gamma, t.biases))
         return out
 
 

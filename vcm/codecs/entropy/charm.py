@@ -27,6 +27,8 @@ from compressai.entropy_models import GaussianConditional
 from compressai.ops import quantize_ste
 from torch import nn
 
+from vcm.codecs.entropy.indexes import build_indexes
+
 NetBuilder = Callable[[int, int], nn.Module]
 
 
@@ -139,13 +141,12 @@ class ChARM(nn.Module):
         and the string is ``b""``: the caller flushes once (e.g. one string for all tiles)."""
         from compressai.ans import BufferedRansEncoder
 
-        enc, decoded = encoder or BufferedRansEncoder(), []
+        enc, decoded, tables = encoder or BufferedRansEncoder(), [], self._tables(gc)
         for i, y_i in enumerate(y.chunk(self.slices, 1)):
             mu, sigma = self.params(i, ctx_means, ctx_scales, decoded)
             sym = gc.quantize(y_i, "symbols", mu)
-            idx = gc.build_indexes(sigma)
-            enc.encode_with_indexes(self._keep(sym, select).tolist(), self._keep(idx, select).tolist(),
-                                    *self._tables(gc))
+            idx = build_indexes(gc, sigma)
+            enc.encode_with_indexes(self._keep(sym, select).tolist(), self._keep(idx, select).tolist(), *tables)
             y_hat = gc.dequantize(sym, mu)
             if select is not None:
                 y_hat = y_hat.where(select[:, None], mu)
@@ -159,13 +160,13 @@ class ChARM(nn.Module):
         (a ``RansDecoder`` whose stream is set) ``data`` is ignored and decoding continues there."""
         from compressai.ans import RansDecoder
 
-        dec, decoded = decoder or RansDecoder(), []
+        dec, decoded, tables = decoder or RansDecoder(), [], self._tables(gc)
         if decoder is None:
             dec.set_stream(data)
         for i in range(self.slices):
             mu, sigma = self.params(i, ctx_means, ctx_scales, decoded)
-            idx = self._keep(gc.build_indexes(sigma), select)
-            sym = torch.tensor(dec.decode_stream(idx.tolist(), *self._tables(gc)), dtype=mu.dtype, device=mu.device)
+            idx = self._keep(build_indexes(gc, sigma), select)
+            sym = torch.tensor(dec.decode_stream(idx.tolist(), *tables), dtype=mu.dtype, device=mu.device)
             y_hat = mu.clone()
             if select is None:
                 y_hat = y_hat + sym.reshape(mu.shape)

@@ -108,3 +108,16 @@ def random_groups(h: int, w: int, rng: np.random.Generator, cell: int = 2, p: fl
             bh, bw = rng.integers(2, 4, size=2)
             out[r * cell:(r + bh) * cell, c * cell:(c + bw) * cell] = True
     return components(out)
+
+
+def partition_mask(height: int, width: int, n: int, unit: int = 16, seed: int = 0) -> Mask:
+    """A keep-everything mask whose instance labels split the frame into ``n`` groups (nearest of
+    ``n`` random seed cells on the ``unit`` grid): ``instances`` grouping gives exactly ``n``."""
+    gh, gw = Mask.grid_shape(height, width, unit)
+    if not 1 <= n <= min(gh * gw, MAX_GROUPS - 1):
+        raise ValueError(f"cannot split a {gh}x{gw} grid into {n} groups")
+    rows, cols = np.divmod(np.arange(gh * gw), gw)
+    seeds = np.random.default_rng(seed).choice(gh * gw, n, replace=False)
+    nearest = ((rows[:, None] - rows[seeds]) ** 2 + (cols[:, None] - cols[seeds]) ** 2).argmin(1)
+    labels = (nearest + 1).reshape(gh, gw).astype(np.int32).repeat(unit, 0).repeat(unit, 1)[:height, :width]
+    return Mask.from_pixels(np.ones((height, width), bool), unit, labels)

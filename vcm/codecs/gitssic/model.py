@@ -9,18 +9,19 @@
 Deviation from the released code [G]: its z mixes all groups (5x5 strided convs) and is sent
 whole, so group B's means, scales, strings and reconstruction change when group A's pixels do,
 and z leaks A's content to a receiver of B. Here each group has its own z, computed from that
-group's latents alone and sent with the group's strings. With one group this is the plain
-(whole-image) hyperprior.
+group's latents alone and coded in the group's one rANS string, ahead of its y values. With one
+group this is the plain (whole-image) hyperprior.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from compressai.entropy_models import EntropyBottleneck, GaussianConditional
+from compressai.entropy_models import EntropyBottleneck, EntropyModel, GaussianConditional
 from compressai.models import CompressionModel
 from compressai.ops import quantize_ste
 from torch import nn
@@ -50,6 +51,23 @@ def _legacy_slice_nets(module: nn.Module, state_dict: dict[str, Any], prefix: st
     """Checkpoints written before the shared ChARM kept the slice nets at the top level."""
     for key in [k for k in state_dict if k.startswith((prefix + "mean_nets.", prefix + "scale_nets."))]:
         state_dict[prefix + "charm." + key[len(prefix):]] = state_dict.pop(key)
+
+
+class CoderTable:
+    """An entropy model's coder tables as Python lists (CDF rows cut to their lengths), made once
+    per image. compressai's rANS coder converts every row it is handed on every call, so
+    :meth:`args` hands it only the rows that one call uses."""
+
+    def __init__(self, em: EntropyModel) -> None:
+        self.lengths = em.cdf_length.reshape(-1).int().tolist()
+        self.cdfs = [row[:n] for row, n in zip(em.quantized_cdf.tolist(), self.lengths)]
+        self.offsets = em.offset.reshape(-1).int().tolist()
+
+    def args(self, indexes: torch.Tensor) -> tuple[list[int], list[list[int]], list[int], list[int]]:
+        """CDF indexes (any shape) -> (indexes into the rows used, those rows, lengths, offsets)."""
+        used, local = torch.unique(indexes.reshape(-1), return_inverse=True)
+        u = used.tolist()
+        return local.tolist(), [self.cdfs[i] for i in u], [self.lengths[i] for i in u], [self.offsets[i] for i in u]
 
 
 def one_hot(groups: torch.Tensor, n: int) -> torch.Tensor:
@@ -153,47 +171,69 @@ class GitSsicModel(CompressionModel):
         full[..., rows, cols] = part
         return hyper + full[..., : hyper.shape[2], : hyper.shape[3]]
 
+    # -- rANS coding: one string per group (its z values, then slices 1..K at its cells) ---------
+    def _z_medians(self) -> torch.Tensor:
+        """(1, Cz, 1): the entropy bottleneck's medians, the offsets of its symbols."""
+        return self.entropy_bottleneck.quantiles[:, 0, 1].reshape(1, -1, 1)
+
+    def _z_indexes(self, cells: int) -> torch.Tensor:
+        """CDF index (its channel) of every z value of a group with ``cells`` footprint cells."""
+        return torch.arange(self.cfg.hyper_channels).repeat_interleave(cells)
+
     @torch.no_grad()
-    def compress(self, x: torch.Tensor, groups: torch.Tensor) -> dict[int, list[bytes]]:
-        """One image: {group id: [z string, slice strings...]} for every non-empty group."""
+    def compress(self, x: torch.Tensor, groups: torch.Tensor) -> dict[int, bytes]:
+        """One image: {group id: one rANS string} for every non-empty group. A group's string holds
+        its z values, then its y values of slices 1..K (channel-major), in decoding order."""
+        from compressai.ans import BufferedRansEncoder
+
         y = self.g_a(x, groups)
         ids = [int(g) for g in torch.unique(groups)]
+        enc = {g: BufferedRansEncoder() for g in ids}
+        z_tab, y_tab, med = CoderTable(self.entropy_bottleneck), CoderTable(self.gaussian_conditional), self._z_medians()
         hyper = torch.zeros(1, 2 * y.shape[1], *y.shape[-2:], device=y.device)
-        out: dict[int, list[bytes]] = {}
         for g in ids:
             sel = (groups == g)[:, None].float()
-            z = self._group_z(y, sel)
-            out[g] = self.entropy_bottleneck.compress(z)
-            hyper = self._group_hyper(self.entropy_bottleneck.decompress(out[g], z.shape[-1:]), sel, hyper)
+            sym = self.entropy_bottleneck.quantize(self._group_z(y, sel), "symbols", med)
+            enc[g].encode_with_indexes(sym.reshape(-1).tolist(), *z_tab.args(self._z_indexes(sym.shape[-1])))
+            hyper = self._group_hyper(self.entropy_bottleneck.dequantize(sym, med), sel, hyper)
         decoded: list[torch.Tensor] = []
         for i, y_i in enumerate(y.chunk(self.cfg.slices, 1)):
             mu, sigma = self.slice_params(i, hyper, decoded)
+            sym = self.gaussian_conditional.quantize(y_i, "symbols", mu)
+            idx = self.gaussian_conditional.build_indexes(sigma)
             for g in ids:
                 at = groups[0] == g
-                idx = self.gaussian_conditional.build_indexes(sigma[..., at])
-                out[g] += self.gaussian_conditional.compress(y_i[..., at], idx, means=mu[..., at])
-            decoded.append(self.gaussian_conditional.quantize(y_i, "dequantize", mu))
-        return out
+                enc[g].encode_with_indexes(sym[..., at].reshape(-1).tolist(), *y_tab.args(idx[..., at]))
+            decoded.append(self.gaussian_conditional.dequantize(sym, mu))
+        return {g: e.flush() for g, e in enc.items()}
 
     @torch.no_grad()
-    def decompress(self, strings: dict[int, list[bytes]], groups: torch.Tensor) -> torch.Tensor:
-        """Decode the groups in ``strings`` (others stay zero) -> x_hat (1, 3, 16h, 16w)."""
+    def decompress(self, strings: dict[int, bytes], groups: torch.Tensor,
+                   guard: Callable[[bytes], bytes] | None = None) -> torch.Tensor:
+        """Decode the groups in ``strings`` (others stay zero) -> x_hat (1, 3, 16h, 16w).
+        ``guard`` pads each string as it is loaded (compressai's decoder does not bound-check:
+        :func:`vcm.codecs.container.rans_guard`)."""
+        from compressai.ans import RansDecoder
+
         m, (h, w) = self.cfg.dims[-1], groups.shape[-2:]
-        dev = groups.device
-        hyper = torch.zeros(1, 2 * m, h, w, device=dev)
+        dec = {g: RansDecoder() for g in strings}
         for g, s in strings.items():
-            if len(s) != 1 + self.cfg.slices:
-                raise ValueError(f"group {g} has {len(s)} strings, expected {1 + self.cfg.slices}")
+            dec[g].set_stream(guard(s) if guard else s)
+        z_tab, y_tab, med = CoderTable(self.entropy_bottleneck), CoderTable(self.gaussian_conditional), self._z_medians()
+        hyper = torch.zeros(1, 2 * m, h, w, device=groups.device)
+        for g, d in dec.items():
             sel = (groups == g)[:, None].float()
-            z_hat = self.entropy_bottleneck.decompress(s[:1], (int(self.footprint(sel).sum()),))
-            hyper = self._group_hyper(z_hat, sel, hyper)
+            cells = int(self.footprint(sel).sum())
+            sym = torch.tensor(d.decode_stream(*z_tab.args(self._z_indexes(cells)))).reshape(1, -1, cells)
+            hyper = self._group_hyper(self.entropy_bottleneck.dequantize(sym.to(med.device), med), sel, hyper)
         decoded: list[torch.Tensor] = []
         for i in range(self.cfg.slices):
             mu, sigma = self.slice_params(i, hyper, decoded)
+            idx = self.gaussian_conditional.build_indexes(sigma)
             y_i = torch.zeros_like(mu)
-            for g, s in strings.items():
+            for g, d in dec.items():
                 at = groups[0] == g
-                idx = self.gaussian_conditional.build_indexes(sigma[..., at])
-                y_i[..., at] = self.gaussian_conditional.decompress(s[1 + i:2 + i], idx, means=mu[..., at])
+                sym = torch.tensor(d.decode_stream(*y_tab.args(idx[..., at])), device=mu.device)
+                y_i[..., at] = self.gaussian_conditional.dequantize(sym.reshape(mu[..., at].shape), mu[..., at])
             decoded.append(y_i)
         return self.g_s(torch.cat(decoded, 1), groups)

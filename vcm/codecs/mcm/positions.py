@@ -8,7 +8,7 @@ frequency only, left = 0), which fixes the tie-breaks and so the bytes; no libra
 tree, so the ~40 lines below are our own. Decoding also gives the sending order.
 
 ``grid`` (our cheaper deviation): the ids sorted spatially, sent as vcm's unit-grid side info
-(:mod:`vcm.masks.sideinfo`, context-adaptive rANS); the order is then raster by definition.
+(:mod:`vcm.masks.sideinfo`, context-adaptive arithmetic coding); the order is then raster by definition.
 """
 
 from __future__ import annotations

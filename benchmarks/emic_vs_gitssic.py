@@ -1,7 +1,7 @@
 """EMIC vs GIT-SSIC on the same images and masks: cost, rate and quality inside the mask.
 
     python benchmarks/emic_vs_gitssic.py                 # 4 Kodak images, q1..q4, paper-size cost
-    python benchmarks/emic_vs_gitssic.py --images 24 --repeats 3
+    python benchmarks/emic_vs_gitssic.py --images 24 --rounds 6
 
 The seed paper's headline comparison (EMIC, section 3). Masks are DA-Mask at 10 / 25 / 50 %
 visible, the same for both codecs. EMIC encodes only the kept units. GIT-SSIC encodes the whole
@@ -14,8 +14,9 @@ bitstream; its full-stream bpp (all groups) is printed too.
    over the whole image area) and PSNR inside the mask, per rate point; BD-rate of EMIC against
    GIT-SSIC at equal PSNR inside the mask.
 2. Cost: encoder and decoder FLOPs (``FlopCounterMode``: matmuls and convolutions) and wall time
-   (median of ``--repeats``) of the paper-size models (dims 128..320 for both; random init, as
-   cost does not depend on the weights), as ratios EMIC / GIT-SSIC.
+   of the paper-size models (dims 128..320 for both; random init, as cost does not depend on the
+   weights), as ratios EMIC / GIT-SSIC. Times come from ``--rounds`` interleaved rounds over all
+   variants (order reversed every other round); every ratio is taken within one round.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from emic_scaling import measure
+from emic_scaling import flops, timed
+from rounds import interleaved, min_median, ratios
 
 FRACTIONS = (0.10, 0.25, 0.50)
 RATES = ("q1", "q2", "q3", "q4")
@@ -93,29 +95,37 @@ def rate_quality(images: list[tuple[str, np.ndarray]], ms: dict[float, list[Any]
         print(f"  f={f:.2f}: {res.value:+.1f} %" if res.value is not None else f"  f={f:.2f}: n/a ({res.note})")
 
 
-def cost(images: list[tuple[str, np.ndarray]], ms: dict[float, list[Any]], repeats: int, device: torch.device) -> None:
+def cost(images: list[tuple[str, np.ndarray]], ms: dict[float, list[Any]], rounds: int, device: torch.device) -> None:
+    """FLOPs once, and times from interleaved rounds over every (codec, fraction, side) variant;
+    each EMIC / GIT-SSIC time ratio is taken within one round."""
     emic, git = codecs(None, device)
     sid, img = images[0]
-    print(f"\n## Cost, paper-size models, {sid} {img.shape[1]}x{img.shape[0]}, {device}, "
-          f"threads {torch.get_num_threads()} (ratio EMIC / GIT-SSIC)\n")
-    print("| f | enc FLOPs | dec FLOPs | enc time | dec time | EMIC enc / dec GFLOP | GIT-SSIC enc / dec GFLOP |")
+    variants, gflops = {}, {}
+    for f in FRACTIONS:
+        for key, codec in (("e", emic), ("g", git)):
+            m = ms[f][0]
+            data = codec.encode(image=img, mask=m).data
+            enc, dec = (lambda c=codec, m=m: c.encode(image=img, mask=m)), (lambda c=codec, d=data: c.decode(d))
+            variants[f"{key}enc{f}"], variants[f"{key}dec{f}"] = timed(enc, device), timed(dec, device)
+            gflops[f"{key}enc{f}"], gflops[f"{key}dec{f}"] = flops(enc), flops(dec)
+    times = interleaved(variants, rounds)
+    print(f"\n## Cost, paper-size models, {sid} {img.shape[1]}x{img.shape[0]}, {device}, threads "
+          f"{torch.get_num_threads()}: ratio EMIC / GIT-SSIC; times from {rounds} interleaved rounds, "
+          f"ratios within a round, min / median\n")
+    print("| f | enc FLOPs | dec FLOPs | enc time | dec time | EMIC enc / dec s | GIT-SSIC enc / dec s |")
     print("|---|---|---|---|---|---|---|")
     for f in FRACTIONS:
-        m = ms[f][0]
-        r = {}
-        for key, codec in (("e", emic), ("g", git)):
-            data = codec.encode(image=img, mask=m).data
-            r[key + "enc"] = measure(lambda c=codec, m=m: c.encode(image=img, mask=m), repeats, device)
-            r[key + "dec"] = measure(lambda c=codec, d=data: c.decode(d), repeats, device)
-        ratio = [r["e" + k][i] / r["g" + k][i] for i in (0, 1) for k in ("enc", "dec")]
-        print(f"| {f:.2f} | {ratio[0]:.3f} | {ratio[1]:.3f} | {ratio[2]:.3f} | {ratio[3]:.3f} | "
-              f"{r['eenc'][0]:.1f} / {r['edec'][0]:.1f} | {r['genc'][0]:.1f} / {r['gdec'][0]:.1f} |", flush=True)
+        fl = [gflops[f"e{k}{f}"] / gflops[f"g{k}{f}"] for k in ("enc", "dec")]
+        tm = [ratios(times, f"e{k}{f}", f"g{k}{f}") for k in ("enc", "dec")]
+        med = {k: statistics.median(r[k] for r in times) for k in times[0] if k.endswith(str(f))}
+        print(f"| {f:.2f} | {fl[0]:.3f} | {fl[1]:.3f} | {min_median(tm[0])} | {min_median(tm[1])} | "
+              f"{med[f'eenc{f}']:.2f} / {med[f'edec{f}']:.2f} | {med[f'genc{f}']:.2f} / {med[f'gdec{f}']:.2f} |", flush=True)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--images", type=int, default=4, help="first N Kodak images")
-    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=4)
     p.add_argument("--device", default="auto")
     p.add_argument("--skip-cost", action="store_true")
     args = p.parse_args()
@@ -131,7 +141,7 @@ def main() -> None:
           f"measured visible: {', '.join(f'{statistics.mean(m.visible_fraction for m in ms[f]):.3f}' for f in FRACTIONS)}")
     rate_quality(images, ms, device)
     if not args.skip_cost:
-        cost(images, ms, args.repeats, device)
+        cost(images, ms, args.rounds, device)
 
 
 if __name__ == "__main__":

@@ -145,7 +145,7 @@ def main() -> None:
     ok_all = True
     print(f"\n{args.rounds} interleaved rounds (fractions up, then down, ...); time ratios to the full frame are "
           f"taken within a round: min / median; targets checked on the median\n")
-    print("| f | visible | enc FLOPs | dec FLOPs | enc time | dec time | full enc / dec s (median) | "
+    print("| f | visible | enc FLOPs | dec FLOPs | enc time | dec time | enc / dec s (median) | "
           "FLOPs <= f+0.02 | time <= f+0.10 |")
     print("|---|---|---|---|---|---|---|---|---|")
     for f, r in rows.items():

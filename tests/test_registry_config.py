@@ -110,3 +110,16 @@ def test_parameter_types_and_bad_overrides_are_named() -> None:
         apply_overrides({"grid": {}}, ["grid.q=[20,60"])
     with pytest.raises(ConfigError, match="'name' is a value, not a mapping"):
         apply_overrides({"name": "x"}, ["name.sub=1"])
+
+
+def test_executor_shorthand_overrides_and_bad_values(tmp_path: Path) -> None:
+    base = {"name": "x", "pipeline": "p.yaml", "dataset": {"type": "coco"}, "grid": {"codec": [{"type": "jpeg"}]}}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({**base, "executor": "process"}))
+    cfg = load_config(path, ["executor.workers=3"])
+    assert (cfg.executor.type, cfg.executor.workers, cfg.executor.threads) == ("process", 3, None)
+    assert load_config(path).executor.claim_ttl == 60.0
+    for bad, word in (({"type": "dask"}, "inprocess, process or ray"), ({"type": "process", "workers": 0}, "workers"),
+                      ({"type": "ray", "claim_ttl": 0}, "claim_ttl"), ({"type": "ray", "nodes": 2}, "unknown key 'nodes'")):
+        with pytest.raises(ConfigError, match=word):
+            parse_experiment({**base, "executor": bad})

@@ -143,7 +143,10 @@ class ExperimentConfig:
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
     """Read a YAML experiment config, apply ``a.b=value`` overrides, validate."""
-    return parse_experiment(read_yaml(path, overrides), where=str(path))
+    raw = read_yaml(path)
+    if isinstance(raw.get("executor"), str):  # ``executor: process`` takes ``executor.workers=2`` too
+        raw["executor"] = {"type": raw["executor"]}
+    return parse_experiment(apply_overrides(raw, overrides or []), where=str(path))
 
 
 def read_yaml(path: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:

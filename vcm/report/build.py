@@ -84,6 +84,8 @@ def make_report(run_dir: str | Path, anchor: str | None = None, method: str | No
                    else "mean of the images' bpp (bytes x 8 / pixels, header and side info included)",
             "same computation, reported once": "; ".join(f"{a} = {b}" for a, b in exp.plan.aliases) or "none",
             "fidelity": _fidelity(cfg.eval.msssim, cfg.eval.lpips),
+            "stage times (ms_*)": "mean ms per image where the stage ran for that point; an output reused "
+                                  "from another point of the image (a shared mask, an identical decode) is not counted",
             "aggregation time (s)": round(time.perf_counter() - t, 1)}
     prov = run_dir / "provenance.json"
     context = {"tasks": {t.label: t.type for t in exp.plan.tasks},

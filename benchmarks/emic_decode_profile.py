@@ -121,6 +121,11 @@ def main() -> None:
     print("| variant | min s | median s | decodes | build_indexes | position bias | bytes |\n|---|---|---|---|---|---|---|")
     for name, rs in runs.items():
         print(_summary(name, rs))
+    if args.baseline:
+        before, after = runs.values()
+        ratios = [statistics.median(a["times"]) / statistics.median(b["times"]) for a, b in zip(after, before)]
+        print(f"after / before within each round (median of its decodes): {' '.join(f'{r:.3f}' for r in ratios)}; "
+              f"min {min(ratios):.3f}, median {statistics.median(ratios):.3f}")
 
 
 if __name__ == "__main__":

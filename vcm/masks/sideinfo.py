@@ -1,7 +1,8 @@
 """Lossless coding of the unit grid (the transmitted mask), counted as side information.
 
-Units are coded in raster order, one binary symbol each, with :mod:`vcm.masks.bitcoder` and an
-adaptive probability that only depends on units already coded, so no table is transmitted.
+Units are coded in raster order, one binary symbol each, on compressai's rANS coder
+(:mod:`vcm.masks.binary_rans`) with an adaptive probability that only depends on units already
+coded, so no table is transmitted.
 Two probability models; the encoder codes the grid with both and keeps the shorter record:
 
 * ``edges``: the 4 causal neighbours (left, above-left, above, above-right) select one of 16
@@ -12,8 +13,8 @@ Two probability models; the encoder codes the grid with both and keeps the short
   whose density follows the image texture.
 
 Record, first byte (the format): 0 = all units kept, 1 = none kept, 3 = ``edges`` model,
-4 = ``density`` model; the arithmetic-coded bits follow. Format 2 (the rANS coder of vcm before
-this one) is refused with a clear error.
+4 = ``density`` model; the rANS string follows (a multiple of 4 bytes). Format 2 (vcm's earlier
+coder: ``edges`` contexts with unquantised probabilities) is refused with a clear error.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-from vcm.masks.bitcoder import PROB_ONE, BitDecoder, BitEncoder, CoderError
+from vcm.masks.binary_rans import PROB_ONE, BinaryRansError, BitDecoder, BitEncoder
 
-_ALL, _NONE, _RANS_V1, _EDGES, _DENSITY = 0, 1, 2, 3, 4
+_ALL, _NONE, _RANS_V1 = 0, 1, 2
+FORMATS = {"edges": 3, "density": 4}  # model name -> format byte
 R = 4  # density window: rows r-R..r, columns c-R..c+R (units)
 BETA = 48  # prior weight of the running rate, in the same units as the weights
 Code = Callable[[int], int]  # p1 -> the bit (encoder: codes the known bit; decoder: decodes it)
@@ -94,28 +96,27 @@ def _density(h: int, w: int, code: Code) -> np.ndarray:
     return grid
 
 
-_MODELS: dict[int, Callable[[int, int, Code], np.ndarray]] = {_EDGES: _edges, _DENSITY: _density}
+_MODELS: dict[int, Callable[[int, int, Code], np.ndarray]] = {FORMATS["edges"]: _edges,
+                                                              FORMATS["density"]: _density}
 
 
 def _encode_with(fmt: int, grid: np.ndarray) -> bytes:
     enc, bits = BitEncoder(), iter(grid.reshape(-1).tolist())
-
-    def code(p1: int) -> int:
-        bit = int(next(bits))
-        enc.encode(bit, p1)
-        return bit
-
-    _MODELS[fmt](*grid.shape, code)
+    _MODELS[fmt](*grid.shape, lambda p1: enc.encode(int(next(bits)), p1))
     return bytes([fmt]) + enc.finish()
 
 
-def encode_grid(grid: np.ndarray) -> bytes:
-    """Code a bool (h, w) grid to bytes (the shorter of the two models); the decoder must know (h, w)."""
+def encode_grid(grid: np.ndarray, model: str | None = None) -> bytes:
+    """Code a bool (h, w) grid to bytes; the decoder must know (h, w). ``model`` (a key of
+    :data:`FORMATS`) forces one model for a grid that is neither all kept nor all masked;
+    None keeps the shorter record."""
     grid = np.asarray(grid, bool)
     if grid.all():
         return bytes([_ALL])
     if not grid.any():
         return bytes([_NONE])
+    if model is not None:
+        return _encode_with(FORMATS[model], grid)
     return min((_encode_with(fmt, grid) for fmt in _MODELS), key=len)
 
 
@@ -129,16 +130,14 @@ def decode_grid(data: bytes, height: int, width: int) -> np.ndarray:
             raise SideInfoError("mask record has trailing bytes")
         return np.full((height, width), fmt == _ALL)
     if fmt == _RANS_V1:
-        raise SideInfoError("mask record has format 2 (the rANS unit-map coder vcm used before format 3/4), "
+        raise SideInfoError("mask record has format 2 (the unit-map coder vcm used before formats 3/4), "
                             "which this vcm no longer reads: encode the image again")
-    if fmt not in _MODELS or len(data) < 2:
+    if fmt not in _MODELS or len(data) < 5 or (len(data) - 1) % 4:
         raise SideInfoError(f"mask record is corrupt or truncated ({len(data)} bytes, format {fmt})")
-    dec = BitDecoder(data[1:])
-    grid = _MODELS[fmt](height, width, dec.decode).astype(bool)
     try:
-        dec.finish()
-    except CoderError as e:
-        raise SideInfoError(f"mask record is corrupt or truncated: {e}") from e
+        grid = _MODELS[fmt](height, width, BitDecoder(data[1:], height * width).decode).astype(bool)
+    except BinaryRansError as e:
+        raise SideInfoError(f"mask record is corrupt: {e}") from e
     if grid.all() or not grid.any():
         raise SideInfoError("mask record is corrupt (a coded grid that is all kept or all masked)")
     return grid

@@ -57,7 +57,16 @@ def worker(args: argparse.Namespace) -> None:
     torch.set_num_threads(1)
     image = load_image(Path(args.assets) / "data" / "kodak" / f"{args.image}.png")
     mask = DAMask(visible_ratio=args.visible)(image=image, sample_id=f"{args.image}.png")
-    codec = emic(checkpoint=str(args.checkpoint))
+    if str(args.checkpoint) == "paper":  # paper-size widths and depths, random init (cost only)
+        from vcm.codecs.emic.codec import EmicCodec
+        from vcm.codecs.emic.model import EmicConfig, EmicModel
+
+        torch.manual_seed(0)
+        model = EmicModel(EmicConfig())
+        model.update(force=True)
+        codec = EmicCodec(model.eval(), torch.device("cpu"))
+    else:
+        codec = emic(checkpoint=str(args.checkpoint))
     data = codec.encode(image=image, mask=mask).data
     codec.decode(data)  # warm-up
     prof = cProfile.Profile()
@@ -95,7 +104,8 @@ def _summary(name: str, runs: list[dict[str, Any]]) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--checkpoint", type=Path, default=ROOT / "vcm" / "weights" / "emic-tiny" / "q3.pth")
+    p.add_argument("--checkpoint", type=Path, default=ROOT / "vcm" / "weights" / "emic-tiny" / "q3.pth",
+                   help="an EMIC checkpoint, or 'paper': the paper-size model, random init")
     p.add_argument("--image", default="kodim23", help="Kodak image name")
     p.add_argument("--visible", type=float, default=0.5, help="DA-Mask visible ratio")
     p.add_argument("--baseline", type=Path, help="root of another checkout to time against (variant A)")

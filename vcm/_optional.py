@@ -12,6 +12,9 @@ _HINTS = {
     "mmpose": "pip install 'vcm[mmpose]' (needs mmcv built from source, see README)",
     "detectron2": "build detectron2 from source and put it on PYTHONPATH (see README)",
     "lpips": "pip install 'vcm[metrics]'",
+    "av": "pip install 'vcm[video]' (GPL builds of x264 / x265 inside PyAV)",
+    "imageio_ffmpeg": "pip install 'vcm[video]' (a GPLv3 static ffmpeg with VVenC)",
+    "ray": "pip install 'vcm[ray]'",
 }
 
 

@@ -146,7 +146,7 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
-NEEDS = {"tflite": "ai_edge_litert", "sam": "segment_anything", "mmpose": "mmpose", "metrics": "lpips",
+NEEDS = {"tflite": "ai_edge_litert", "sam": "segment_anything", "mmpose": "mmpose", "metrics": "lpips", "video": "av",
          "detectron2": "detectron2", "detectron2_keypoints": "detectron2", "maskrcnn": "detectron2"}
 
 

@@ -14,6 +14,7 @@ import numpy as np
 PROB_ONE = 1 << 16  # models give P(bit = 1) as an integer p1 in [1, PROB_ONE - 1]
 LEVELS = 256
 _LOGIT_MAX = 11.0   # levels span P(1) = 1.7e-5 .. 1 - 1.7e-5
+MIN_SYMBOLS = 8
 
 
 class BinaryRansError(ValueError):
@@ -50,7 +51,9 @@ class BitEncoder:
         from compressai.ans import RansEncoder
 
         lengths = [len(c) for c in self.cdfs]
-        pad = [0] * (2 - len(self.bits)) if len(self.bits) < 2 else []  # compressai 1.2.8 aborts on 1 symbol
+        # compressai 1.2.8 sizes its output at one 32-bit word per symbol, too few for the 64-bit
+        # flush of a very short string (heap overflow): code at least MIN_SYMBOLS
+        pad = [0] * max(0, MIN_SYMBOLS - len(self.bits))
         bits, levels = self.bits + pad, self.levels + [LEVELS // 2] * len(pad)  # (never decoded)
         return bytes(RansEncoder().encode_with_indexes(bits, levels, self.cdfs, lengths, [0] * LEVELS))
 

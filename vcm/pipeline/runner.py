@@ -24,8 +24,8 @@ from vcm.pipeline.claims import Heartbeat, claimed, new_owner
 from vcm.pipeline.executor import make_executor
 from vcm.pipeline.graph import Graph
 from vcm.pipeline.plan import Plan, make_plan
-from vcm.pipeline.store import ResultStore
-from vcm.pipeline.worker import REFERENCE, Components, Record, SampleWorker, Unit
+from vcm.pipeline.store import ResultStore, encode_record
+from vcm.pipeline.worker import REFERENCE, Components, SampleWorker, Unit
 from vcm.registry import import_plugins
 
 STORE_NAME = "results.sqlite"
@@ -73,17 +73,18 @@ class WorkerSpec:
     cwd: str                  # relative paths in the config resolve from here
     env: tuple[tuple[str, str], ...] = ()
 
-    def __call__(self) -> Callable[[Unit], list[Record]]:
+    def __call__(self) -> Callable[[Unit], list[tuple[str, str, bytes]]]:
         enter(self.cwd, self.env)
         return make_work(prepare(self.config))
 
 
-def make_work(exp: Experiment) -> Callable[[Unit], list[Record]]:
-    """Build the experiment's components and return the function computing one unit's records."""
+def make_work(exp: Experiment) -> Callable[[Unit], list[tuple[str, str, bytes]]]:
+    """Build the experiment's components and return the function computing one unit's records,
+    encoded for the store (so a worker, not the run process, pays for JSON and zlib)."""
     seed_everything(exp.config.seed)
     components = build_all(exp, Components(resolve_device(exp.config.device)))
     worker = SampleWorker(exp.graph, exp.plan, exp.dataset, components, exp.config.eval.msssim, exp.config.eval.lpips)
-    return lambda unit: list(worker(unit))
+    return lambda unit: [(sid, key, encode_record(rec)) for sid, key, rec in worker(unit)]  # encoded here, in parallel
 
 
 def worker_spec(exp: Experiment) -> WorkerSpec:
@@ -139,7 +140,7 @@ def run(exp: Experiment, progress: bool = True) -> RunSummary:
             local = exp.config.executor.type == "inprocess"  # no pickling: reuse this experiment
             factory = partial(make_work, exp) if local else worker_spec(exp)
             for unit, records in make_executor(exp.config.executor).imap(factory, work):
-                store.put_many(records)  # one transaction per image
+                store.put_blobs(records)  # one transaction per image
                 store.release(owner, unit[0])
                 computed += len(records)
                 bar.update(len(records))

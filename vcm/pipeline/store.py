@@ -12,9 +12,11 @@ import json
 import sqlite3
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -33,6 +35,24 @@ CREATE TABLE IF NOT EXISTS claims (
 """
 
 
+def _patiently(fn: Callable[[], T], seconds: float = 60.0) -> T:
+    """Call ``fn``, retrying while SQLite says the database is locked. The busy timeout covers
+    most waits, but not all (switching to WAL, a snapshot that another process moved past)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return fn()
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def encode_record(record: dict[str, Any]) -> bytes:
+    """A record as stored: zlib-compressed JSON with sorted keys."""
+    return zlib.compress(json.dumps(record, sort_keys=True).encode(), 6)
+
+
 class ResultStore:
     """Append-only store of per-item records (JSON-serialisable dicts)."""
 
@@ -40,9 +60,9 @@ class ResultStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(str(self.path), timeout=60)
-        self.db.execute("PRAGMA journal_mode=WAL")
+        _patiently(lambda: self.db.execute("PRAGMA journal_mode=WAL"))
         self.db.execute("PRAGMA synchronous=FULL")
-        self.db.executescript(SCHEMA)
+        _patiently(lambda: self.db.executescript(SCHEMA))
 
     @staticmethod
     def item_key(sample_id: str, point_key: str) -> str:
@@ -56,10 +76,12 @@ class ResultStore:
 
     def put_many(self, records: list[tuple[str, str, dict[str, Any]]]) -> None:
         """Store (sample id, point key, record) rows in one transaction: all or none of them."""
-        rows = [(self.item_key(sid, pk), sid, pk, zlib.compress(json.dumps(rec, sort_keys=True).encode(), 6))
-                for sid, pk, rec in records]
-        with self.db:
-            self.db.executemany("INSERT OR REPLACE INTO items VALUES (?, ?, ?, ?)", rows)
+        self.put_blobs([(sid, pk, encode_record(rec)) for sid, pk, rec in records])
+
+    def put_blobs(self, rows: list[tuple[str, str, bytes]]) -> None:
+        """Store rows already encoded by :func:`encode_record` (e.g. in a worker), in one transaction."""
+        self._write("INSERT OR REPLACE INTO items VALUES (?, ?, ?, ?)",
+                    [(self.item_key(sid, pk), sid, pk, blob) for sid, pk, blob in rows])
 
     def missing(self, sample_id: str, point_keys: list[str]) -> list[str]:
         """The point keys of ``sample_id`` not yet stored."""
@@ -70,25 +92,21 @@ class ResultStore:
         """Take ``unit`` for ``owner`` for ``ttl`` seconds unless another owner holds a live claim
         (one atomic statement, safe across processes)."""
         now = time.time()
-        with self.db:
-            cur = self.db.execute(
-                "INSERT INTO claims VALUES (?, ?, ?) ON CONFLICT(unit) DO UPDATE SET owner = excluded.owner, "
-                "expires = excluded.expires WHERE claims.owner = excluded.owner OR claims.expires < ?",
-                (unit, owner, now + ttl, now))
-        return cur.rowcount == 1
+        return self._write(
+            "INSERT INTO claims VALUES (?, ?, ?) ON CONFLICT(unit) DO UPDATE SET owner = excluded.owner, "
+            "expires = excluded.expires WHERE claims.owner = excluded.owner OR claims.expires < ?",
+            [(unit, owner, now + ttl, now)]) == 1
 
     def renew(self, owner: str, ttl: float) -> None:
         """Extend every claim of ``owner`` by ``ttl`` seconds from now."""
-        with self.db:
-            self.db.execute("UPDATE claims SET expires = ? WHERE owner = ?", (time.time() + ttl, owner))
+        self._write("UPDATE claims SET expires = ? WHERE owner = ?", [(time.time() + ttl, owner)])
 
     def release(self, owner: str, unit: str | None = None) -> None:
         """Drop ``owner``'s claim on ``unit`` (all its claims when None)."""
-        with self.db:
-            if unit is None:
-                self.db.execute("DELETE FROM claims WHERE owner = ?", (owner,))
-            else:
-                self.db.execute("DELETE FROM claims WHERE owner = ? AND unit = ?", (owner, unit))
+        if unit is None:
+            self._write("DELETE FROM claims WHERE owner = ?", [(owner,)])
+        else:
+            self._write("DELETE FROM claims WHERE owner = ? AND unit = ?", [(owner, unit)])
 
     def get(self, sample_id: str, point_key: str) -> dict[str, Any] | None:
         row = self.db.execute("SELECT record FROM items WHERE key = ?",
@@ -101,8 +119,7 @@ class ResultStore:
             yield sid, pk, json.loads(zlib.decompress(blob))
 
     def set_meta(self, key: str, value: str) -> None:
-        with self.db:
-            self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+        self._write("INSERT OR REPLACE INTO meta VALUES (?, ?)", [(key, value)])
 
     def meta(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -114,8 +131,14 @@ class ResultStore:
         return None if row is None else dict(json.loads(row[0]))
 
     def put_score(self, key: str, value: dict[str, Any]) -> None:
-        with self.db:
-            self.db.execute("INSERT OR REPLACE INTO scores VALUES (?, ?)", (key, json.dumps(value)))
+        self._write("INSERT OR REPLACE INTO scores VALUES (?, ?)", [(key, json.dumps(value))])
+
+    def _write(self, sql: str, rows: list[tuple[Any, ...]]) -> int:
+        """Run ``sql`` for every row in one transaction; the number of rows changed."""
+        def go() -> int:
+            with self.db:
+                return self.db.executemany(sql, rows).rowcount
+        return _patiently(go)
 
     def close(self) -> None:
         self.db.close()

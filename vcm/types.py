@@ -32,6 +32,7 @@ class Mask:
         pixels: bool (H, W), the fine mask as produced by the generator.
         grid: bool (ceil(H/unit), ceil(W/unit)), the unit-level mask that is coded and transmitted.
         unit: mask-unit size in pixels.
+        exact: whether the pixel form (not the grid) is what a codec codes and sends.
         labels: optional int32 (H, W) instance ids (0 = no instance, 1..K), for codecs that
             code instances as separate groups (GIT-SSIC).
         order: optional int64 (V,) flat grid ids of the kept units in the order a sampling
@@ -43,6 +44,7 @@ class Mask:
     unit: int = DEFAULT_UNIT
     labels: np.ndarray | None = None
     order: np.ndarray | None = None
+    exact: bool = False  # the pixel form is what is coded and sent (not the unit grid)
 
     @staticmethod
     def grid_shape(height: int, width: int, unit: int) -> tuple[int, int]:
@@ -82,13 +84,15 @@ class Mask:
         return self.pixels.shape[0], self.pixels.shape[1]
 
     def coded_pixels(self) -> np.ndarray:
-        """The transmitted (grid) form at pixel resolution, bool (H, W)."""
-        return upsample_grid(self.grid, *self.shape, self.unit)
+        """The transmitted form at pixel resolution, bool (H, W): the grid upsampled, or the
+        pixels themselves for an ``exact`` mask."""
+        return self.pixels.copy() if self.exact else upsample_grid(self.grid, *self.shape, self.unit)
 
     @property
     def visible_fraction(self) -> float:
-        """Fraction of mask units kept."""
-        return float(self.grid.mean()) if self.grid.size else 0.0
+        """Fraction of mask units kept (of pixels, for an ``exact`` mask)."""
+        kept = self.pixels if self.exact else self.grid
+        return float(kept.mean()) if kept.size else 0.0
 
     def check_fits(self, image: np.ndarray) -> None:
         if self.shape != image.shape[:2]:

@@ -1,4 +1,5 @@
-"""JPEG, WebP and AVIF through Pillow, in full-frame or masked mode."""
+"""JPEG, WebP and AVIF through Pillow, in full-frame or masked mode (``precision``: the unit grid
+or the exact pixel mask, see :class:`vcm.codecs.base.FrameCodec`)."""
 
 from __future__ import annotations
 
@@ -37,21 +38,24 @@ class PillowCoder:
 
 
 def jpeg(*, quality: int = 75, mode: str = "full", fill: str = "blur", fill_value: int = 128,
-         blur_sigma: float = 16.0, subsampling: int = 2, scale: float = 1.0) -> FrameCodec:
+         blur_sigma: float = 16.0, subsampling: int = 2, scale: float = 1.0, precision: str = "unit") -> FrameCodec:
     """Baseline JPEG (libjpeg via Pillow); ``subsampling`` 0=4:4:4, 1=4:2:2, 2=4:2:0."""
     coder = PillowCoder("jpeg", "JPEG", quality, subsampling=subsampling, optimize=True)
-    return FrameCodec(coder, mode=mode, fill=fill, fill_value=fill_value, blur_sigma=blur_sigma, scale=scale)
+    return FrameCodec(coder, mode=mode, fill=fill, fill_value=fill_value, blur_sigma=blur_sigma, scale=scale,
+                      precision=precision)
 
 
 def webp(*, quality: int = 75, mode: str = "full", fill: str = "blur", fill_value: int = 128,
-         blur_sigma: float = 16.0, method: int = 4, scale: float = 1.0) -> FrameCodec:
+         blur_sigma: float = 16.0, method: int = 4, scale: float = 1.0, precision: str = "unit") -> FrameCodec:
     """Lossy WebP (libwebp); ``method`` 0-6 trades speed for size."""
     coder = PillowCoder("webp", "WEBP", quality, method=method)
-    return FrameCodec(coder, mode=mode, fill=fill, fill_value=fill_value, blur_sigma=blur_sigma, scale=scale)
+    return FrameCodec(coder, mode=mode, fill=fill, fill_value=fill_value, blur_sigma=blur_sigma, scale=scale,
+                      precision=precision)
 
 
 def avif(*, quality: int = 75, mode: str = "full", fill: str = "blur", fill_value: int = 128,
-         blur_sigma: float = 16.0, speed: int = 6, scale: float = 1.0) -> FrameCodec:
+         blur_sigma: float = 16.0, speed: int = 6, scale: float = 1.0, precision: str = "unit") -> FrameCodec:
     """AVIF (libavif/aom via Pillow); ``speed`` 0-10; ``scale`` < 1 codes a downsampled canvas."""
     coder = PillowCoder("avif", "AVIF", quality, speed=speed)
-    return FrameCodec(coder, mode=mode, fill=fill, fill_value=fill_value, blur_sigma=blur_sigma, scale=scale)
+    return FrameCodec(coder, mode=mode, fill=fill, fill_value=fill_value, blur_sigma=blur_sigma, scale=scale,
+                      precision=precision)

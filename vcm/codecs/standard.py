@@ -105,30 +105,31 @@ class StandardCoder:
 
 
 def _standard(name: str, qp: int, chroma: str, preset: str | None, mode: str, fill: str, fill_value: int,
-              blur_sigma: float, scale: float) -> FrameCodec:
+              blur_sigma: float, scale: float, precision: str) -> FrameCodec:
     coder = StandardCoder(name, qp, chroma, preset)
-    return FrameCodec(coder, mode=mode, fill=fill, fill_value=fill_value, blur_sigma=blur_sigma, scale=scale)
+    return FrameCodec(coder, mode=mode, fill=fill, fill_value=fill_value, blur_sigma=blur_sigma, scale=scale,
+                      precision=precision)
 
 
 def hevc(*, qp: int = 32, chroma: str = "420", preset: str | None = None, mode: str = "full", fill: str = "blur",
-         fill_value: int = 128, blur_sigma: float = 16.0, scale: float = 1.0) -> FrameCodec:
+         fill_value: int = 128, blur_sigma: float = 16.0, scale: float = 1.0, precision: str = "unit") -> FrameCodec:
     """HEVC intra (x265 via PyAV), QP 0-51: the BPG-like anchor; ``chroma`` 420 or 444."""
-    return _standard("hevc", qp, chroma, preset, mode, fill, fill_value, blur_sigma, scale)
+    return _standard("hevc", qp, chroma, preset, mode, fill, fill_value, blur_sigma, scale, precision)
 
 
 def avc(*, qp: int = 32, chroma: str = "420", preset: str | None = None, mode: str = "full", fill: str = "blur",
-        fill_value: int = 128, blur_sigma: float = 16.0, scale: float = 1.0) -> FrameCodec:
+        fill_value: int = 128, blur_sigma: float = 16.0, scale: float = 1.0, precision: str = "unit") -> FrameCodec:
     """AVC intra (x264 via PyAV), QP 0-51."""
-    return _standard("avc", qp, chroma, preset, mode, fill, fill_value, blur_sigma, scale)
+    return _standard("avc", qp, chroma, preset, mode, fill, fill_value, blur_sigma, scale, precision)
 
 
 def av1(*, qp: int = 40, chroma: str = "420", preset: str | None = None, mode: str = "full", fill: str = "blur",
-        fill_value: int = 128, blur_sigma: float = 16.0, scale: float = 1.0) -> FrameCodec:
+        fill_value: int = 128, blur_sigma: float = 16.0, scale: float = 1.0, precision: str = "unit") -> FrameCodec:
     """AV1 intra (SVT-AV1 via PyAV, decoded by dav1d), QP 1-63; SVT-AV1 codes 4:2:0 only."""
-    return _standard("av1", qp, chroma, preset, mode, fill, fill_value, blur_sigma, scale)
+    return _standard("av1", qp, chroma, preset, mode, fill, fill_value, blur_sigma, scale, precision)
 
 
 def vvc(*, qp: int = 32, chroma: str = "420", preset: str | None = None, mode: str = "full", fill: str = "blur",
-        fill_value: int = 128, blur_sigma: float = 16.0, scale: float = 1.0) -> FrameCodec:
+        fill_value: int = 128, blur_sigma: float = 16.0, scale: float = 1.0, precision: str = "unit") -> FrameCodec:
     """VVC intra (VVenC through imageio-ffmpeg's ffmpeg; FFmpeg's VVC decoder), QP 0-63."""
-    return _standard("vvc", qp, chroma, preset, mode, fill, fill_value, blur_sigma, scale)
+    return _standard("vvc", qp, chroma, preset, mode, fill, fill_value, blur_sigma, scale, precision)

@@ -181,7 +181,7 @@ def provenance() -> dict[str, Any]:
     """What produced the results: versions, platform, git commit and diff state of vcm."""
     pkgs = {}
     for name in ("vcm", "torch", "compressai", "numpy", "pillow", "pycocotools", "ai-edge-litert",
-                 "opencv-python-headless", "bjontegaard"):
+                 "opencv-python-headless", "bjontegaard", "av", "imageio-ffmpeg", "ray"):  # av: FFmpeg's encoders
         try:
             pkgs[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

@@ -3,11 +3,11 @@ records; concurrent runs on one folder split the work; a dead worker's or run's 
 nothing lost or doubled."""
 
 import os
-from collections.abc import Iterator
 import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -234,3 +234,47 @@ def _stored(db: Path) -> int:
         return int(store.db.execute("SELECT COUNT(*) FROM items").fetchone()[0])
     finally:
         store.close()
+
+
+def test_two_runs_waiting_on_each_others_claims_do_not_deadlock(tmp_path: Path) -> None:
+    """Each run holds a unit the other wants; both must still collect and store their own
+    results (the unit source yields WAIT instead of blocking), so both finish."""
+    import threading
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    from vcm.pipeline.claims import claimed
+    from vcm.pipeline.executor import dispatch
+
+    class Threads:
+        def __init__(self) -> None:
+            self.pool = ThreadPoolExecutor(2)
+
+        def submit(self, unit):
+            return self.pool.submit(lambda: (time.sleep(0.3), [unit[0]])[1])
+
+        def ready(self, handles, timeout):
+            return list(wait(handles, timeout=timeout, return_when=FIRST_COMPLETED)[0])
+
+        def result(self, handle):
+            return handle.result()
+
+    db = tmp_path / "results.sqlite"
+    units = [(f"img{i}", [], True) for i in range(4)]
+    stored: list[str] = []
+
+    def one_run(owner: str, order: list) -> None:
+        store = ResultStore(db)
+        for unit, _ in dispatch(claimed(store, owner, 30.0, order), 2, Threads()):
+            store.put(unit[0], "@reference", {"by": owner})
+            store.release(owner, unit[0])
+            stored.append(unit[0])
+        store.close()
+
+    runs = [threading.Thread(target=one_run, args=("a", units), daemon=True),
+            threading.Thread(target=one_run, args=("b", units[::-1]), daemon=True)]
+    for r in runs:
+        r.start()
+    for r in runs:
+        r.join(timeout=30)
+    assert not any(r.is_alive() for r in runs), "the two runs deadlocked"
+    assert sorted(stored) == [u[0] for u in units]  # every unit once

@@ -11,12 +11,13 @@ from __future__ import annotations
 import os
 import socket
 import threading
-import time
 import uuid
+import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 
+from vcm.pipeline.executor import WAIT
 from vcm.pipeline.store import ResultStore
 from vcm.pipeline.worker import REFERENCE, Unit
 
@@ -36,9 +37,11 @@ def still_missing(store: ResultStore, unit: Unit) -> Unit | None:
     return sid, [p for p in points if p.key in missing], REFERENCE in missing
 
 
-def claimed(store: ResultStore, owner: str, ttl: float, units: Iterable[Unit], poll: float = 0.5) -> Iterator[Unit]:
+def claimed(store: ResultStore, owner: str, ttl: float, units: Iterable[Unit]) -> Iterator[Unit]:
     """Yield each unit once ``owner`` holds its claim, reduced to its missing items. Units that
-    another live owner holds are retried every ``poll`` seconds until stored or expired."""
+    another live owner holds are retried until stored or expired; between passes over them this
+    yields :data:`~vcm.pipeline.executor.WAIT`, so the executor keeps collecting (and this run
+    keeps storing and releasing) its own results meanwhile: two runs never wait on each other."""
     pending = list(units)
     while pending:
         later = []
@@ -54,7 +57,7 @@ def claimed(store: ResultStore, owner: str, ttl: float, units: Iterable[Unit], p
             else:
                 yield left
         if later:
-            time.sleep(poll)
+            yield WAIT
         pending = later
 
 
@@ -67,11 +70,14 @@ class Heartbeat:
         self.thread = threading.Thread(target=self._beat, name="vcm-claims", daemon=True)
 
     def _beat(self) -> None:
-        store = ResultStore(self.path)  # SQLite connections belong to one thread
-        try:
-            while not self.stop.wait(self.ttl / 3):
+        store = None
+        while not self.stop.wait(self.ttl / 3):
+            try:  # keep beating through errors: a dead heartbeat lets others take live units
+                store = store or ResultStore(self.path)  # SQLite connections belong to one thread
                 store.renew(self.owner, self.ttl)
-        finally:
+            except Exception as e:  # noqa: BLE001
+                warnings.warn(f"renewing the run's claims failed ({type(e).__name__}: {e}); retrying", stacklevel=1)
+        if store is not None:
             store.close()
 
     def __enter__(self) -> Heartbeat:  # noqa: PYI034

@@ -11,6 +11,7 @@ raises :class:`WorkerLost` naming it.
 from __future__ import annotations
 
 import os
+import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -39,29 +40,38 @@ class Backend(Protocol):
     """What :func:`dispatch` needs from a pool of workers."""
 
     def submit(self, unit: Any) -> Any: ...                # a handle
-    def ready(self, handles: list[Any]) -> list[Any]: ...  # blocks until one or more are done
+    def ready(self, handles: list[Any], timeout: float | None) -> list[Any]: ...  # done ones; waits <= timeout
     def result(self, handle: Any) -> list[Any]: ...        # raises WorkerLost if its worker died
 
 
 def dispatch(units: Iterable[U], capacity: int, backend: Backend) -> Iterator[tuple[U, list[Any]]]:
-    """Keep ``capacity`` units in flight; requeue the units of lost workers first."""
+    """Keep ``capacity`` units in flight; requeue the units of lost workers first. A unit source
+    may yield :data:`WAIT` (nothing ready yet, e.g. claimed by another run): results in flight
+    are then collected for up to ``POLL`` seconds before it is asked again, never blocked on."""
     todo, retry = iter(units), deque[tuple[int, U]]()
     inflight: dict[Any, tuple[int, U]] = {}
     losses: Counter[int] = Counter()
-    count = 0
+    count, exhausted = 0, False
     while True:
+        waiting = False
         while len(inflight) < capacity:
             if retry:
                 n, unit = retry.popleft()
+            elif exhausted:
+                break
             else:
                 unit = next(todo, _END)  # type: ignore[arg-type]
-                if unit is _END:
+                exhausted, waiting = unit is _END, unit is WAIT
+                if exhausted or waiting:
                     break
                 n, count = count, count + 1
             inflight[backend.submit(unit)] = (n, unit)
         if not inflight:
-            return
-        for handle in backend.ready(list(inflight)):
+            if exhausted and not retry:
+                return
+            time.sleep(POLL)
+            continue
+        for handle in backend.ready(list(inflight), POLL if waiting else None):
             n, unit = inflight.pop(handle)
             try:
                 out = backend.result(handle)
@@ -74,6 +84,8 @@ def dispatch(units: Iterable[U], capacity: int, backend: Backend) -> Iterator[tu
             yield unit, out
 
 
+WAIT: Any = object()  # from a unit source: no unit can start now, ask again after a poll
+POLL = 0.5  # seconds
 _END: Any = object()
 
 
@@ -102,6 +114,9 @@ class InProcessExecutor:
     def imap(self, factory: Factory, units: Iterable[U]) -> Iterator[tuple[U, list[Any]]]:
         fn = None
         for unit in units:
+            if unit is WAIT:
+                time.sleep(POLL)
+                continue
             if fn is None:  # built for the first unit: a run with nothing to do builds nothing
                 set_threads(self.threads)
                 fn = factory()
@@ -160,8 +175,8 @@ class _PoolBackend:
         self.born[handle] = self.generation
         return handle
 
-    def ready(self, handles: list[Future[list[Any]]]) -> list[Future[list[Any]]]:
-        return list(wait(handles, return_when=FIRST_COMPLETED)[0])
+    def ready(self, handles: list[Future[list[Any]]], timeout: float | None) -> list[Future[list[Any]]]:
+        return list(wait(handles, timeout=timeout, return_when=FIRST_COMPLETED)[0])
 
     def result(self, handle: Future[list[Any]]) -> list[Any]:
         generation = self.born.pop(handle)

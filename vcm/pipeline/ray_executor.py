@@ -77,8 +77,8 @@ class _ActorBackend:
         self.owner[ref] = actor
         return ref
 
-    def ready(self, handles: list[Any]) -> list[Any]:
-        return list(self.ray.wait(handles, num_returns=1)[0])
+    def ready(self, handles: list[Any], timeout: float | None) -> list[Any]:
+        return list(self.ray.wait(handles, num_returns=1, timeout=timeout)[0])
 
     def result(self, ref: Any) -> list[Any]:
         actor = self.owner.pop(ref)
@@ -87,7 +87,7 @@ class _ActorBackend:
         except self.ray.exceptions.RayTaskError as e:
             self.idle.append(actor)
             cause = getattr(e, "cause", None)  # the worker's own exception, as raised there
-            raise (cause if isinstance(cause, Exception) else e.as_instanceof_cause()) from None
+            raise (cause if isinstance(cause, Exception) else e.as_instanceof_cause()) from e  # e: remote traceback
         except (self.ray.exceptions.RayActorError, self.ray.exceptions.WorkerCrashedError) as e:
             fresh = self._new()
             self.actors[self.actors.index(actor)] = fresh

@@ -91,15 +91,14 @@ class ResultStore:
     def claim(self, unit: str, owner: str, ttl: float) -> bool:
         """Take ``unit`` for ``owner`` for ``ttl`` seconds unless another owner holds a live claim
         (one atomic statement, safe across processes)."""
-        now = time.time()
         return self._write(
             "INSERT INTO claims VALUES (?, ?, ?) ON CONFLICT(unit) DO UPDATE SET owner = excluded.owner, "
             "expires = excluded.expires WHERE claims.owner = excluded.owner OR claims.expires < ?",
-            [(unit, owner, now + ttl, now)]) == 1
+            lambda: [(unit, owner, time.time() + ttl, time.time())]) == 1
 
     def renew(self, owner: str, ttl: float) -> None:
         """Extend every claim of ``owner`` by ``ttl`` seconds from now."""
-        self._write("UPDATE claims SET expires = ? WHERE owner = ?", [(time.time() + ttl, owner)])
+        self._write("UPDATE claims SET expires = ? WHERE owner = ?", lambda: [(time.time() + ttl, owner)])
 
     def release(self, owner: str, unit: str | None = None) -> None:
         """Drop ``owner``'s claim on ``unit`` (all its claims when None)."""
@@ -133,11 +132,12 @@ class ResultStore:
     def put_score(self, key: str, value: dict[str, Any]) -> None:
         self._write("INSERT OR REPLACE INTO scores VALUES (?, ?)", [(key, json.dumps(value))])
 
-    def _write(self, sql: str, rows: list[tuple[Any, ...]]) -> int:
-        """Run ``sql`` for every row in one transaction; the number of rows changed."""
+    def _write(self, sql: str, rows: list[tuple[Any, ...]] | Callable[[], list[tuple[Any, ...]]]) -> int:
+        """Run ``sql`` for every row in one transaction; the number of rows changed. ``rows`` may
+        be a function, called at each attempt (for times taken when the write happens)."""
         def go() -> int:
             with self.db:
-                return self.db.executemany(sql, rows).rowcount
+                return self.db.executemany(sql, rows() if callable(rows) else rows).rowcount
         return _patiently(go)
 
     def close(self) -> None:

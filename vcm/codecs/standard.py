@@ -17,7 +17,7 @@ from __future__ import annotations
 import fractions
 import os
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -104,32 +104,20 @@ class StandardCoder:
         return np.ascontiguousarray(image[:height, :width])
 
 
-def _standard(name: str, qp: int, chroma: str, preset: str | None, mode: str, fill: str, fill_value: int,
-              blur_sigma: float, scale: float, precision: str) -> FrameCodec:
-    coder = StandardCoder(name, qp, chroma, preset)
-    return FrameCodec(coder, mode=mode, fill=fill, fill_value=fill_value, blur_sigma=blur_sigma, scale=scale,
-                      precision=precision)
+def _factory(name: str, default_qp: int, doc: str) -> Callable[..., FrameCodec]:
+    """The registered factory of one standard codec (same parameters for all four)."""
+    def make(*, qp: int = default_qp, chroma: str = "420", preset: str | None = None, mode: str = "full",
+             fill: str = "blur", fill_value: int = 128, blur_sigma: float = 16.0, scale: float = 1.0,
+             precision: str = "unit") -> FrameCodec:
+        return FrameCodec(StandardCoder(name, qp, chroma, preset), mode=mode, fill=fill, fill_value=fill_value,
+                          blur_sigma=blur_sigma, scale=scale, precision=precision)
+
+    make.__name__ = make.__qualname__ = name
+    make.__doc__ = doc
+    return make
 
 
-def hevc(*, qp: int = 32, chroma: str = "420", preset: str | None = None, mode: str = "full", fill: str = "blur",
-         fill_value: int = 128, blur_sigma: float = 16.0, scale: float = 1.0, precision: str = "unit") -> FrameCodec:
-    """HEVC intra (x265 via PyAV), QP 0-51: the BPG-like anchor; ``chroma`` 420 or 444."""
-    return _standard("hevc", qp, chroma, preset, mode, fill, fill_value, blur_sigma, scale, precision)
-
-
-def avc(*, qp: int = 32, chroma: str = "420", preset: str | None = None, mode: str = "full", fill: str = "blur",
-        fill_value: int = 128, blur_sigma: float = 16.0, scale: float = 1.0, precision: str = "unit") -> FrameCodec:
-    """AVC intra (x264 via PyAV), QP 0-51."""
-    return _standard("avc", qp, chroma, preset, mode, fill, fill_value, blur_sigma, scale, precision)
-
-
-def av1(*, qp: int = 40, chroma: str = "420", preset: str | None = None, mode: str = "full", fill: str = "blur",
-        fill_value: int = 128, blur_sigma: float = 16.0, scale: float = 1.0, precision: str = "unit") -> FrameCodec:
-    """AV1 intra (SVT-AV1 via PyAV, decoded by dav1d), QP 1-63; SVT-AV1 codes 4:2:0 only."""
-    return _standard("av1", qp, chroma, preset, mode, fill, fill_value, blur_sigma, scale, precision)
-
-
-def vvc(*, qp: int = 32, chroma: str = "420", preset: str | None = None, mode: str = "full", fill: str = "blur",
-        fill_value: int = 128, blur_sigma: float = 16.0, scale: float = 1.0, precision: str = "unit") -> FrameCodec:
-    """VVC intra (VVenC through imageio-ffmpeg's ffmpeg; FFmpeg's VVC decoder), QP 0-63."""
-    return _standard("vvc", qp, chroma, preset, mode, fill, fill_value, blur_sigma, scale, precision)
+hevc = _factory("hevc", 32, "HEVC intra (x265 via PyAV), QP 0-51: the BPG-like anchor; ``chroma`` 420 or 444.")
+avc = _factory("avc", 32, "AVC intra (x264 via PyAV), QP 0-51.")
+av1 = _factory("av1", 40, "AV1 intra (SVT-AV1 via PyAV, decoded by dav1d), QP 1-63; SVT-AV1 codes 4:2:0 only.")
+vvc = _factory("vvc", 32, "VVC intra (VVenC through imageio-ffmpeg's ffmpeg; FFmpeg's VVC decoder), QP 0-63.")

@@ -15,6 +15,9 @@ D C B A, ...); speed-ups are ratios within a round; min and median over rounds a
 - **overhead**: in-process, (wall - component building - stage compute) / stage compute, where
   stage compute is the sum of the records' stage timings (work actually done). Target < 10 %.
 - **cached rerun**: wall of rerunning a finished run (every item stored) / wall of the first run.
+- **machine ceiling**: one 1-thread in-process run alone against two such runs on half the images
+  each, started together. Two processes on two cores slow each other (shared caches and memory
+  bandwidth), so this ratio, not 2.0, bounds what any executor can reach here.
 
 Ray variants use one local cluster of ``--cores`` CPUs started for the benchmark (not per run).
 """
@@ -37,11 +40,13 @@ from rounds import interleaved, min_median, ratios
 REPO = Path(__file__).resolve().parents[1]
 
 
-def workload(images: int, out: str, executor: dict[str, Any]) -> dict[str, Any]:
+def workload(images: int | list[int], out: str, executor: dict[str, Any]) -> dict[str, Any]:
+    """The first ``images`` coco-mini images, or exactly these image ids."""
     weights = REPO / "vcm" / "weights" / "emic-tiny"
+    which = {"image_ids": images} if isinstance(images, list) else {"limit": images}
     return {
         "name": "scaling", "pipeline": str(REPO / "pipelines" / "mask_codec_task.yaml"),
-        "dataset": {"type": "coco", "root": "${VCM_ASSETS}/data/coco-mini", "split": "val2017", "limit": images},
+        "dataset": {"type": "coco", "root": "${VCM_ASSETS}/data/coco-mini", "split": "val2017", **which},
         "grid": {"mask": [{"type": "none"}, {"type": "gt"}],
                  "codec": [{"type": "jpeg", "mode": "full", "sweep": {"quality": [10, 50, 90]}},
                            {"type": "jpeg", "mode": "masked", "fill": "blur", "sweep": {"quality": [10, 50, 90]}},
@@ -88,14 +93,49 @@ class Variant:
 
     def __call__(self) -> float:
         out = self.tmp / f"{self.name}-{len(self.results)}"
-        raw = workload(self.images, str(out), self.executor)
-        proc = subprocess.run([sys.executable, __file__, "--_child", json.dumps(raw)], check=False, capture_output=True, text=True,
-                              env={**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONWARNINGS": "ignore"})
-        if proc.returncode != 0:
-            raise RuntimeError(f"{self.name} failed:\n{proc.stderr[-3000:]}")
-        self.results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        self.results.append(finish(start(workload(self.images, str(out), self.executor)), self.name))
         shutil.rmtree(out, ignore_errors=True)
         return self.results[-1]["wall"]
+
+
+class Pair(Variant):
+    """The machine's ceiling: two independent one-thread runs, each on half the images, started
+    together (no executor, no shared store); wall is the slower one's. Two processes on two cores
+    each run slower than one alone (shared caches, memory bandwidth), which bounds any executor."""
+
+    def __init__(self, name: str, ids: list[int], tmp: Path) -> None:
+        super().__init__(name, {"type": "inprocess", "threads": 1}, len(ids), tmp)
+        self.halves = [ids[0::2], ids[1::2]]
+
+    def __call__(self) -> float:
+        outs = [self.tmp / f"{self.name}-{len(self.results)}-{i}" for i in range(2)]
+        procs = [start(workload(h, str(o), self.executor)) for h, o in zip(self.halves, outs)]
+        got = [finish(p, self.name) for p in procs]
+        self.results.append({k: (sum if k in ("items", "stage") else max)(g[k] for g in got) for k in got[0]})
+        for o in outs:
+            shutil.rmtree(o, ignore_errors=True)
+        return self.results[-1]["wall"]
+
+
+def start(raw: dict[str, Any]) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, __file__, "--_child", json.dumps(raw)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONWARNINGS": "ignore"})
+
+
+def finish(proc: subprocess.Popen[str], name: str) -> dict[str, float]:
+    out, err = proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{name} failed:\n{err[-3000:]}")
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def first_ids(images: int) -> list[int]:
+    from vcm.data.coco import CocoDataset
+
+    from vcm.assets import expand_path
+
+    return [int(i) for i in CocoDataset(root=expand_path("${VCM_ASSETS}/data/coco-mini"), limit=images).ids()]
 
 
 def start_ray(cores: int) -> str:
@@ -121,7 +161,9 @@ def main() -> None:
     c = args.cores
     variants = {"inprocess": Variant("inprocess", {"type": "inprocess"}, args.images, tmp),
                 "process-1": Variant("process-1", {"type": "process", "workers": 1, "threads": 1}, args.images, tmp),
-                "process-2": Variant("process-2", {"type": "process", "workers": c, "threads": 1}, args.images, tmp)}
+                "process-2": Variant("process-2", {"type": "process", "workers": c, "threads": 1}, args.images, tmp),
+                "alone-1t": Variant("alone-1t", {"type": "inprocess", "threads": 1}, args.images, tmp),
+                "pair-1t": Pair("pair-1t", first_ids(args.images), tmp)}
     address = None if args.no_ray else start_ray(c)
     if address:
         variants["ray-1"] = Variant("ray-1", {"type": "ray", "address": address, "workers": 1, "threads": 1}, args.images, tmp)
@@ -142,6 +184,7 @@ def report(variants: dict[str, Variant], rows: list[dict[str, float]], args: arg
     print("| variant | wall | items/s | cached rerun / first run |")
     print("|---|---|---|---|")
     for name, v in variants.items():
+        items = v.results[0]["items"]
         walls = [r["wall"] for r in v.results]
         print(f"| {name} | {min_median(walls, '.1f')} | {min_median([items / w for w in walls], '.2f')} | "
               f"{min_median([r['rerun'] / r['wall'] for r in v.results])} |")
@@ -153,6 +196,13 @@ def report(variants: dict[str, Variant], rows: list[dict[str, float]], args: arg
             print(f"| {kind} | {min_median(sp, '.2f')} | {'yes' if min(sp) >= 1.8 else 'NO'} |")
     sp = ratios(rows, "inprocess", "process-2")
     print(f"| in-process -> process, 2 workers | {min_median(sp, '.2f')} | |")
+    sp = ratios(rows, "alone-1t", "pair-1t")
+    print(f"| machine ceiling: one 1-thread run alone -> two on half the images each, at once | {min_median(sp, '.2f')} | |")
+    for kind in ("process", "ray"):
+        if f"{kind}-2" in variants:
+            print(f"| {kind}-2 wall / ceiling pair's wall | {min_median(ratios(rows, f'{kind}-2', 'pair-1t'), '.3f')} | |")
+    slow = [p["stage"] / a["stage"] for p, a in zip(variants["pair-1t"].results, variants["alone-1t"].results)]
+    print(f"\nstage compute of the pair / alone (same items; > 1: two processes slow each other): {min_median(slow)}")
     ov = [(r["wall"] - r["build"] - r["stage"]) / r["stage"] for r in variants["inprocess"].results]
     builds = [r["build"] for r in variants["inprocess"].results]
     print(f"\npipeline overhead in-process (wall - building - stage compute) / stage compute: "

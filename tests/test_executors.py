@@ -249,6 +249,9 @@ def test_two_runs_waiting_on_each_others_claims_do_not_deadlock(tmp_path: Path) 
         def __init__(self) -> None:
             self.pool = ThreadPoolExecutor(2)
 
+        def capacity(self):
+            return 2
+
         def submit(self, unit):
             return self.pool.submit(lambda: (time.sleep(0.3), [unit[0]])[1])
 
@@ -264,7 +267,7 @@ def test_two_runs_waiting_on_each_others_claims_do_not_deadlock(tmp_path: Path) 
 
     def one_run(owner: str, order: list) -> None:
         store = ResultStore(db)
-        for unit, _ in dispatch(claimed(store, owner, 30.0, order), 2, Threads()):
+        for unit, _ in dispatch(claimed(store, owner, 30.0, order), Threads()):
             store.put(unit[0], "@reference", {"by": owner})
             store.release(owner, unit[0])
             stored.append(unit[0])
@@ -278,3 +281,54 @@ def test_two_runs_waiting_on_each_others_claims_do_not_deadlock(tmp_path: Path) 
         r.join(timeout=30)
     assert not any(r.is_alive() for r in runs), "the two runs deadlocked"
     assert sorted(stored) == [u[0] for u in units]  # every unit once
+
+
+class _PoolLike:
+    """A synchronous backend with a process pool's failure mode: a unit that kills its worker
+    breaks the pool, and every unit in flight with it is lost."""
+
+    def __init__(self, poison: set[str], once: bool = False) -> None:
+        self.poison, self.once, self.inflight, self.runs = poison, once, [], []
+
+    def capacity(self):
+        return 3
+
+    def submit(self, unit):
+        self.inflight.append(unit)
+        return unit
+
+    def ready(self, handles, timeout):
+        return list(handles)
+
+    def result(self, unit):
+        from vcm.pipeline.executor import WorkerLost
+
+        batch = list(self.inflight)
+        self.inflight.remove(unit)
+        if self.poison & set(batch):
+            if self.once and unit in self.poison:
+                self.poison.discard(unit)
+            raise WorkerLost(f"pool broke running {sorted(batch)}")
+        self.runs.append(unit)
+        return [unit]
+
+
+def test_a_unit_that_keeps_killing_workers_is_named_and_its_neighbours_are_not_blamed() -> None:
+    from vcm.pipeline.executor import MAX_LOSSES, WorkerLost, dispatch
+
+    units = [f"u{i}" for i in range(6)]
+    backend = _PoolLike({"u1"})
+    done = []
+    with pytest.raises(WorkerLost, match=f"{MAX_LOSSES} times while computing unit 'u1' alone"):
+        for unit, _ in dispatch(units, backend):
+            done.append(unit)
+    assert "u0" in done and "u2" in done  # lost beside the poison unit, then rerun alone: fine
+
+
+def test_units_lost_in_a_pool_break_are_redone_once_each() -> None:
+    from vcm.pipeline.executor import dispatch
+
+    units = [f"u{i}" for i in range(8)]
+    backend = _PoolLike({"u3"}, once=True)  # a transient crash
+    done = [unit for unit, _ in dispatch(units, backend)]
+    assert sorted(done) == units and sorted(backend.runs) == units

@@ -5,7 +5,7 @@ work function once per worker (models load once per process, not per unit), so f
 and Ray executors it must pickle. Units are pulled lazily, one per free worker, so the caller can
 claim each unit just before it runs. A worker that dies (killed, out of memory) loses nothing and
 doubles nothing: its units go to a fresh worker, and a unit that kills ``MAX_LOSSES`` workers
-raises :class:`WorkerLost` naming it.
+while running alone raises :class:`WorkerLost` naming it.
 """
 
 from __future__ import annotations
@@ -39,46 +39,52 @@ class Executor(Protocol):
 class Backend(Protocol):
     """What :func:`dispatch` needs from a pool of workers."""
 
+    def capacity(self) -> int: ...                         # units it can run at once, now
     def submit(self, unit: Any) -> Any: ...                # a handle
     def ready(self, handles: list[Any], timeout: float | None) -> list[Any]: ...  # done ones; waits <= timeout
     def result(self, handle: Any) -> list[Any]: ...        # raises WorkerLost if its worker died
 
 
-def dispatch(units: Iterable[U], capacity: int, backend: Backend) -> Iterator[tuple[U, list[Any]]]:
-    """Keep ``capacity`` units in flight; requeue the units of lost workers first. A unit source
-    may yield :data:`WAIT` (nothing ready yet, e.g. claimed by another run): results in flight
-    are then collected for up to ``POLL`` seconds before it is asked again, never blocked on."""
+def dispatch(units: Iterable[U], backend: Backend) -> Iterator[tuple[U, list[Any]]]:
+    """Keep ``backend.capacity()`` units in flight. A pool break fails every unit in flight, so a lost unit
+    reruns alone (nothing else in flight) and only a loss while alone counts against it: a unit
+    that kills ``MAX_LOSSES`` workers on its own raises :class:`WorkerLost`, never an innocent
+    neighbour. A unit source may yield :data:`WAIT` (nothing ready yet, e.g. claimed by another
+    run): results in flight are then collected for up to ``POLL`` seconds, never blocked on."""
     todo, retry = iter(units), deque[tuple[int, U]]()
-    inflight: dict[Any, tuple[int, U]] = {}
+    inflight: dict[Any, tuple[int, U, bool]] = {}  # handle -> (unit number, unit, ran alone)
     losses: Counter[int] = Counter()
     count, exhausted = 0, False
     while True:
         waiting = False
-        while len(inflight) < capacity:
+        while len(inflight) < backend.capacity() and not any(alone for _, _, alone in inflight.values()):
             if retry:
+                if inflight:
+                    break  # wait until the lost unit can run alone
                 n, unit = retry.popleft()
-            elif exhausted:
+                inflight[backend.submit(unit)] = (n, unit, True)
+                continue
+            if exhausted:
                 break
-            else:
-                unit = next(todo, _END)  # type: ignore[arg-type]
-                exhausted, waiting = unit is _END, unit is WAIT
-                if exhausted or waiting:
-                    break
-                n, count = count, count + 1
-            inflight[backend.submit(unit)] = (n, unit)
+            unit = next(todo, _END)  # type: ignore[arg-type]
+            exhausted, waiting = unit is _END, unit is WAIT
+            if exhausted or waiting:
+                break
+            n, count = count, count + 1
+            inflight[backend.submit(unit)] = (n, unit, backend.capacity() == 1)
         if not inflight:
             if exhausted and not retry:
                 return
             time.sleep(POLL)
             continue
         for handle in backend.ready(list(inflight), POLL if waiting else None):
-            n, unit = inflight.pop(handle)
+            n, unit, alone = inflight.pop(handle)
             try:
                 out = backend.result(handle)
             except WorkerLost as e:
-                losses[n] += 1
+                losses[n] += alone
                 if losses[n] >= MAX_LOSSES:
-                    raise WorkerLost(f"a worker died {losses[n]} times while computing {_name(unit)}: {e}") from e
+                    raise WorkerLost(f"a worker died {losses[n]} times while computing {_name(unit)} alone: {e}") from e
                 retry.append((n, unit))
                 continue
             yield unit, out
@@ -147,9 +153,9 @@ class ProcessExecutor:
     def imap(self, factory: Factory, units: Iterable[U]) -> Iterator[tuple[U, list[Any]]]:
         backend = _PoolBackend(factory, self.workers, self.threads)
         try:
-            yield from dispatch(units, self.workers, backend)
-        finally:
-            backend.pool.shutdown(wait=True, cancel_futures=True)
+            yield from dispatch(units, backend)
+        finally:  # every result is in: workers exit in the background (torch teardown takes ~0.5 s)
+            backend.pool.shutdown(wait=False, cancel_futures=True)
 
 
 class _PoolBackend:
@@ -162,6 +168,9 @@ class _PoolBackend:
         import multiprocessing as mp
 
         return ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"))
+
+    def capacity(self) -> int:
+        return self.workers
 
     def submit(self, unit: Any) -> Future[list[Any]]:
         try:

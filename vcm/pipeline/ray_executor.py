@@ -51,7 +51,7 @@ class RayExecutor:
                      logging_level="ERROR")
         backend = _ActorBackend(ray, factory, self.threads, self.workers)
         try:
-            yield from dispatch(units, len(backend.actors), backend)
+            yield from dispatch(units, backend)
         finally:
             backend.close()
             if started:
@@ -61,7 +61,11 @@ class RayExecutor:
 class _ActorBackend:
     def __init__(self, ray: Any, factory: Factory, threads: int, workers: int | None) -> None:
         self.ray, self.factory, self.threads = ray, factory, threads
-        n = workers or max(1, int(ray.cluster_resources().get("CPU", 1)) // threads)
+        cpus = int(ray.cluster_resources().get("CPU", 0))
+        n = workers or max(1, cpus // threads)
+        if n * threads > cpus:  # an actor holds its CPUs for life: one that cannot be placed waits forever
+            raise ValueError(f"executor ray: {n} workers x {threads} threads need {n * threads} CPUs; "
+                             f"the cluster has {cpus}")
         self.cls = ray.remote(num_cpus=threads, max_restarts=0)(_Worker)
         self.actors = [self._new() for _ in range(n)]
         self.idle = list(self.actors)
@@ -70,6 +74,9 @@ class _ActorBackend:
     def _new(self) -> Any:
         env = {"OMP_NUM_THREADS": str(self.threads)}
         return self.cls.options(runtime_env={"env_vars": env}).remote(self.factory, self.threads)
+
+    def capacity(self) -> int:
+        return len(self.actors)
 
     def submit(self, unit: Any) -> Any:
         actor = self.idle.pop()
@@ -89,13 +96,29 @@ class _ActorBackend:
             cause = getattr(e, "cause", None)  # the worker's own exception, as raised there
             raise (cause if isinstance(cause, Exception) else e.as_instanceof_cause()) from e  # e: remote traceback
         except (self.ray.exceptions.RayActorError, self.ray.exceptions.WorkerCrashedError) as e:
-            fresh = self._new()
-            self.actors[self.actors.index(actor)] = fresh
-            self.idle.append(fresh)
+            self._replace(actor)
             raise WorkerLost(f"Ray actor died ({type(e).__name__})") from e
         self.idle.append(actor)
         return list(out)
 
+    def _replace(self, dead: Any) -> None:
+        """A fresh actor for a dead one, unless the cluster lost the CPUs for it (a node left):
+        then the run goes on with fewer actors rather than waiting on one that cannot start."""
+        self._kill(dead)
+        i = self.actors.index(dead)
+        fits = int(self.ray.cluster_resources().get("CPU", 0)) // self.threads
+        if len(self.actors) > max(1, fits):
+            del self.actors[i]
+            return
+        self.actors[i] = self._new()
+        self.idle.append(self.actors[i])
+
+    def _kill(self, actor: Any) -> None:
+        try:
+            self.ray.kill(actor, no_restart=True)
+        except Exception:  # noqa: BLE001 - already gone with its node
+            pass
+
     def close(self) -> None:
         for actor in self.actors:
-            self.ray.kill(actor)
+            self._kill(actor)

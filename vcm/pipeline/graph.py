@@ -30,7 +30,8 @@ from vcm.config import ComponentSpec, ConfigError
 from vcm.registry import Registry, check_params
 
 SOURCES = {"image": "image", "annotations": "annotations", "sample_id": "sample_id"}
-OUTPUT_TYPE = {"mask": "mask", "encode": "bitstream", "decode": "decoded", "task": "prediction"}
+OUTPUT_TYPE = {"mask": "mask", "encode": "bitstream", "decode": "decoded", "task": "prediction", "track": "tracks"}
+FIXED_KINDS = ("task", "track")  # one component per grid entry runs on every point: not part of a series
 # A decoded image can feed an image port; ground truth or a mask's instances can give boxes.
 COMPATIBLE = {("decoded", "image"), ("annotations", "boxes"), ("mask", "boxes")}
 
@@ -51,8 +52,9 @@ def _registries() -> dict[str, Registry[Any]]:
     from vcm.codecs import CODECS
     from vcm.masks import MASKS
     from vcm.tasks import TASKS
+    from vcm.tracking import TRACKERS
 
-    return {"mask": MASKS, "encode": CODECS, "decode": CODECS, "task": TASKS}
+    return {"mask": MASKS, "encode": CODECS, "decode": CODECS, "task": TASKS, "track": TRACKERS}
 
 
 def component_class(factory: Any) -> Any:
@@ -117,8 +119,8 @@ class Graph:
         what = f"node {node.name!r} ({node.kind} {spec.type!r})"
         for values in _sweep_points(spec):
             check_params(what, factory, {**spec.params, **values})
-        if node.kind == "decode":
-            ports: Mapping[str, str] = {"bitstream": "bitstream"}
+        if node.kind in ("decode", "track"):  # a tracker takes a head's per-frame detections
+            ports: Mapping[str, str] = {"bitstream": "bitstream"} if node.kind == "decode" else {"detections": "prediction"}
             optional: frozenset[str] = frozenset()
         else:
             cls = component_class(factory)

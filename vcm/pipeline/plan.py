@@ -12,7 +12,7 @@ import hashlib
 import itertools
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +79,7 @@ class Plan:
     tasks: tuple[Choice, ...]   # task heads run on every decoded image
     task_key: str | None
     aliases: tuple[tuple[str, str], ...] = ()  # (dropped combination, the series that computes it)
+    trackers: tuple[Choice, ...] = ()  # trackers run on every head's detections of every clip
 
     def series(self) -> list[str]:
         return list(dict.fromkeys(p.series for p in self.points))
@@ -122,7 +123,8 @@ def make_plan(graph: Graph, grid: Mapping[str, list[ComponentSpec]],
     if len(task_keys) > 1:
         raise ConfigError("all task nodes must share one grid entry")
     task_key = next(iter(task_keys), None)
-    keys = [k for k in grid if k != task_key]
+    track_keys = {n.component for n in graph.by_kind("track")}
+    keys = [k for k in grid if k != task_key and k not in track_keys]
     for k in keys + ([task_key] if task_key else []):
         labels = [auto_label(s) for s in grid[k]]
         if len(set(labels)) != len(labels):
@@ -143,7 +145,8 @@ def make_plan(graph: Graph, grid: Mapping[str, list[ComponentSpec]],
         combos.append(_Combo(full, short, frozenset(f[1] for f in found), any(f[2] for f in found), combo))
     if not combos:
         raise ConfigError("the grid (after 'exclude') has no points to run")
-    return _dedup(combos, keys, tasks, task_key)
+    trackers = tuple(_fixed(s, {}) for k in sorted(track_keys) for s in grid.get(k, []))
+    return replace(_dedup(combos, keys, tasks, task_key), trackers=trackers)
 
 
 @dataclass(frozen=True)

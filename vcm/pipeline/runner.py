@@ -22,7 +22,8 @@ from vcm.data import DATASETS
 from vcm.device import resolve_device
 from vcm.pipeline.claims import Heartbeat, claimed, new_owner
 from vcm.pipeline.executor import make_executor
-from vcm.pipeline.graph import Graph
+from vcm.pipeline.graph import FIXED_KINDS, Graph, GraphError
+from vcm.pipeline.clip import ClipWorker
 from vcm.pipeline.plan import Plan, make_plan
 from vcm.pipeline.store import ResultStore, encode_record
 from vcm.pipeline.worker import REFERENCE, Components, SampleWorker, Unit
@@ -53,6 +54,9 @@ def prepare(cfg: ExperimentConfig, base_dir: Path | None = None) -> Experiment:
     graph = Graph.load(pipeline)
     dataset = DATASETS.build(cfg.dataset.type, cfg.dataset.params)
     graph.validate(cfg.grid, dataset.ports)
+    if graph.by_kind("track") and not is_sequence(dataset):
+        raise GraphError(f"pipeline {pipeline.name} tracks objects over time: it needs a video dataset "
+                         f"(video, mot, kwcoco), not {cfg.dataset.type!r}")
     plan = make_plan(graph, cfg.grid, cfg.exclude)
     return Experiment(cfg, graph, dataset, plan, Path(cfg.output_dir), pipeline.resolve())
 
@@ -83,8 +87,15 @@ def make_work(exp: Experiment) -> Callable[[Unit], list[tuple[str, str, bytes]]]
     encoded for the store (so a worker, not the run process, pays for JSON and zlib)."""
     seed_everything(exp.config.seed)
     components = build_all(exp, Components(resolve_device(exp.config.device)))
-    worker = SampleWorker(exp.graph, exp.plan, exp.dataset, components, exp.config.eval.msssim, exp.config.eval.lpips)
+    worker: Any = SampleWorker(exp.graph, exp.plan, exp.dataset, components, exp.config.eval.msssim, exp.config.eval.lpips)
+    if is_sequence(exp.dataset):
+        worker = ClipWorker(worker, exp.plan.trackers)
     return lambda unit: [(sid, key, encode_record(rec)) for sid, key, rec in worker(unit)]  # encoded here, in parallel
+
+
+def is_sequence(dataset: Any) -> bool:
+    """Whether the dataset's samples are clips (a unit of work is then a whole sequence)."""
+    return getattr(dataset, "scope", "image") == "sequence"
 
 
 def worker_spec(exp: Experiment) -> WorkerSpec:
@@ -165,9 +176,10 @@ def seed_everything(seed: int) -> None:
 def build_all(exp: Experiment, components: Components) -> Components:
     """Build every component the plan uses before any image is read, so a bad value, a missing
     checkpoint or an unusable device fails at once, naming the component."""
-    choices = {(n.kind, c.ident): (n, c) for p in exp.plan.points for n in exp.graph.nodes if n.kind != "task"
+    choices = {(n.kind, c.ident): (n, c) for p in exp.plan.points for n in exp.graph.nodes if n.kind not in FIXED_KINDS
                for c in [p.choice(n.component)]}
     choices.update({("task", t.ident): (exp.graph.by_kind("task")[0], t) for t in exp.plan.tasks})
+    choices.update({("track", t.ident): (exp.graph.by_kind("track")[0], t) for t in exp.plan.trackers})
     for (kind, _), (node, choice) in choices.items():
         try:
             components.get(kind, choice)

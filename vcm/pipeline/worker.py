@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from vcm.metrics.quality import Lpips, ms_ssim, psnr
-from vcm.pipeline.graph import Graph, Node, _registries, component_class
+from vcm.pipeline.graph import FIXED_KINDS, Graph, Node, _registries, component_class
 from vcm.pipeline.plan import Choice, Plan, Point
 from vcm.types import Bitstream, Decoded, Mask, Prediction, Sample
 
@@ -68,8 +68,12 @@ class SampleWorker:
         sample_id, points, reference = unit
         t = time.perf_counter()
         sample = self.dataset.load(sample_id)
-        load = {"load": time.perf_counter() - t}  # charged to the unit's first record
-        memo: dict[Any, tuple[Any, float]] = {}
+        yield from self.records(sample, points, reference, {}, {"load": time.perf_counter() - t})
+
+    def records(self, sample: Sample, points: list[Point], reference: bool, memo: dict[Any, Any],
+                load: dict[str, float]) -> Iterator[Record]:
+        """The records of one loaded image; ``load`` timings go to its first record."""
+        sample_id = sample.id
         if reference:
             values, keys = self._reference_values(sample, memo)
             node = self.graph.by_kind("task")[0]
@@ -81,7 +85,7 @@ class SampleWorker:
             yield sample_id, REFERENCE, {"height": sample.image.shape[0], "width": sample.image.shape[1],
                                          "coco_id": sample.coco_id, "predictions": preds, "timings": timings}
         for point in points:
-            record = self._evaluate(sample, point, memo)
+            record = self.evaluate(sample, point, memo)
             record["timings"].update(load)
             load = {}
             yield sample_id, point.key, record
@@ -134,16 +138,23 @@ class SampleWorker:
                 todo += list(by_name[name].inputs.values())
         return seen
 
-    def node_values(self, sample: Sample, point: Point, memo: dict[Any, Any]
-                    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, float | None]]:
+    def node_values(self, sample: Sample, point: Point, memo: dict[Any, Any], given: dict[str, Any] | None = None,
+                    until: str | None = None) -> tuple[dict[str, Any], dict[str, Any], dict[str, float | None]]:
         """Every non-task node's output for one point (memoised in ``memo``): values, their
-        memo keys, and seconds per node (None where the output was reused, not computed)."""
+        memo keys, and seconds per node (None where the output was reused, not computed).
+        ``given`` supplies some nodes' outputs (a clip codec's bitstream and decoded frame);
+        evaluation stops before node ``until``."""
         values: dict[str, Any] = {"image": sample.image, "annotations": sample.annotations,
                                   "sample_id": sample.id}
         keys: dict[str, Any] = {k: k for k in values}
-        timings: dict[str, float] = {}
+        timings: dict[str, float | None] = {}
         for node in self.graph.nodes:
-            if node.kind == "task":
+            if node.name == until:
+                break
+            if node.kind in FIXED_KINDS:
+                continue
+            if given and node.name in given:
+                values[node.name], keys[node.name], timings[node.name] = given[node.name], ("given", node.name), None
                 continue
             choice = point.choice(node.component)
             key = (node.name, choice.ident, tuple(keys[s] for s in node.inputs.values()))
@@ -157,8 +168,10 @@ class SampleWorker:
             values[node.name], keys[node.name] = memo[key][0], key
         return values, keys, timings
 
-    def _evaluate(self, sample: Sample, point: Point, memo: dict[Any, Any]) -> dict[str, Any]:
-        values, keys, timings = self.node_values(sample, point, memo)
+    def evaluate(self, sample: Sample, point: Point, memo: dict[Any, Any],
+                 given: dict[str, Any] | None = None) -> dict[str, Any]:
+        """One point's record for one image: rate, fidelity, every head's predictions, timings."""
+        values, keys, timings = self.node_values(sample, point, memo, given)
         t = time.perf_counter()
         record = self._rate_and_quality(sample, values)
         timings["metrics"] = time.perf_counter() - t  # bpp, PSNR (in / out of the mask), MS-SSIM, LPIPS

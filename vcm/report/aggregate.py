@@ -27,6 +27,7 @@ from vcm.tasks import TASKS
 SCORE_VERSION = 1  # bump when scoring changes: cached scores of older runs are then recomputed
 RATE_KEYS = ("bpp", "bpp_payload", "bpp_side", "bpp_header", "visible_fraction")
 QUALITY_KEYS = ("psnr", "psnr_in", "psnr_out", "msssim", "lpips")  # lpips: lower is better
+TRACK_KEYS = ("HOTA", "DetA", "AssA", "MOTA", "IDF1", "IDSW")  # trackeval, in [0, 1] (IDSW: a count)
 
 
 @dataclass
@@ -69,10 +70,11 @@ def aggregate(exp: Experiment, store: ResultStore, progress: bool = False) -> li
             values: dict[str, float | None] = {k: _mean([r.get(k) for r in recs.values()], k.startswith("psnr"))
                                                for k in RATE_KEYS + QUALITY_KEYS}
             values.update(bpp_values(recs, exp.config.report.bpp))
+            values.update(kbps_values(recs))
             values.update(_timings(recs))
             values.update(scorer.score(recs, key))
             samples = boot.point_samples(recs, idx, exp.config.report.bpp, scorer, key) \
-                if idx is not None and len(recs) == n_img else {}
+                if idx is not None and len(recs) == n_img and not is_clip(recs) else {}
             for k, v in samples.items():
                 values[f"{k}_lo"], values[f"{k}_hi"] = boot.interval(v)
             rows.append(Row(point.series, point.point, len(recs), values, samples))
@@ -108,9 +110,28 @@ def bpp_values(recs: dict[str, dict[str, Any]], convention: str) -> dict[str, fl
     """``bpp_mean`` (mean of the images' bpp), ``bpp_pooled`` (all bits over all pixels, MPEG's
     convention) and ``bpp``, the one ``convention`` picks for curves and BD values."""
     mean = _mean([r.get("bpp") for r in recs.values()])
-    pixels = sum(r["height"] * r["width"] for r in recs.values())
+    pixels = sum(r["height"] * r["width"] * r.get("frames", 1) for r in recs.values())
     pooled = 8 * sum(r["bytes"]["total"] for r in recs.values()) / pixels if pixels else None
     return {"bpp": pooled if convention == "pooled" else mean, "bpp_mean": mean, "bpp_pooled": pooled}
+
+
+def is_clip(recs: dict[str, dict[str, Any]]) -> bool:
+    """Whether the records are whole clips (a video dataset)."""
+    return any("frames" in r for r in recs.values())
+
+
+def kbps_values(recs: dict[str, dict[str, Any]]) -> dict[str, float | None]:
+    """For clips: ``kbps``, all bits over all clips' duration (the duration-weighted mean of the
+    clips' kbps), and ``kbps[<group>]`` per sequence class when the dataset names classes."""
+    if not is_clip(recs):
+        return {}
+    groups: dict[str | None, list[dict[str, Any]]] = defaultdict(list)
+    for r in recs.values():
+        groups[None].append(r)
+        if r.get("group"):
+            groups[r["group"]].append(r)
+    return {"kbps" if g is None else f"kbps[{g}]": 8 * sum(r["bytes"]["total"] for r in rs) / 1000 / sum(r["duration"] for r in rs)
+            for g, rs in groups.items()}
 
 
 def _timings(recs: dict[str, dict[str, Any]]) -> dict[str, float | None]:
@@ -139,7 +160,7 @@ class TaskScorer:
     def cache_key(self, recs: dict[str, dict[str, Any]], point_key: str) -> str:
         """What a point's scores depend on: the point, its images and the scoring settings."""
         ev = self.exp.config.eval
-        blob = json.dumps([SCORE_VERSION, point_key, sorted(recs), [t.ident for t in self.exp.plan.tasks], self.kinds,
+        blob = json.dumps([SCORE_VERSION, point_key, sorted(recs), [t.ident for t in self.exp.plan.tasks + self.exp.plan.trackers], self.kinds,
                            ev.category_ids, ev.pseudo_gt, ev.pseudo_gt_min_score,
                            sorted(self.reference) if ev.pseudo_gt else None], default=str)
         return hashlib.sha1(blob.encode()).hexdigest()
@@ -162,12 +183,49 @@ class TaskScorer:
             prefix = f"{label}:" if len(self.kinds) > 1 else ""
             scores = self._semantic(label, recs) if kind == "semantic" else self._coco(label, kind, recs)
             out.update({prefix + k: v for k, v in scores.items()})
+        if self.exp.plan.trackers and is_clip(recs):
+            out.update(self._tracking(recs))
         return out
+
+    def _tracking(self, recs: dict[str, dict[str, Any]]) -> dict[str, float | None]:
+        """HOTA, MOTA, IDF1 ... of every tracker on every detecting head, against the dataset's
+        track ids (or, with ``eval.pseudo_gt``, the same tracker on the uncompressed frames)."""
+        from vcm.metrics.tracking import track_scores
+
+        trackers, out = [t.label for t in self.exp.plan.trackers], {}
+        for tr in trackers:
+            for label in (lb for lb, kind in self.kinds.items() if kind != "semantic"):
+                seqs = [(self._gt_tracks(tr, label, sid, rec), self._kept(rec["tracks"][tr][label]))
+                        for sid, rec in recs.items() if label in rec.get("tracks", {}).get(tr, {})]
+                prefix = (f"{label}:" if len(self.kinds) > 1 else "") + (f"{tr}/" if len(trackers) > 1 else "")
+                scores = track_scores(seqs) if seqs else {}
+                out.update({prefix + k: scores.get(k) for k in TRACK_KEYS if seqs})
+        return out
+
+    def _gt_tracks(self, tracker: str, label: str, sid: str, rec: dict[str, Any]) -> list[list[dict[str, Any]]]:
+        """One clip's ground-truth boxes with track ids, one list per frame."""
+        if self.pseudo:
+            ref = self.reference[sid]["tracks"][tracker][label]
+            return [[d for d in f if d.get("score", 1.0) >= self.exp.config.eval.pseudo_gt_min_score] for f in ref]
+        coco = self.exp.dataset.coco_gt("instances")
+        if coco is None:
+            raise ValueError("dataset has no track annotations to score tracking; set eval.pseudo_gt: true")
+        return self._kept([[a for a in coco.loadAnns(coco.getAnnIds(imgIds=[i])) if "track_id" in a]
+                           for i in rec["frame_ids"]])
+
+    def _kept(self, frames: list[list[dict[str, Any]]]) -> list[list[dict[str, Any]]]:
+        """Each frame's boxes of the categories scored (``eval.category_ids``; all when unset)."""
+        cats = self.exp.config.eval.category_ids
+        return [[d for d in f if d["category_id"] in cats] for f in frames] if cats else frames
 
     def _coco(self, label: str, kind: str, recs: dict[str, dict[str, Any]]) -> dict[str, float]:
         gt = self._coco_gt(label, kind)
         results, img_ids = [], []
         for sid, rec in recs.items():
+            if "frame_ids" in rec:  # a clip: every frame is an image, its predictions carry their id
+                img_ids += rec["frame_ids"]
+                results += rec["predictions"][label]["instances"]
+                continue
             img_ids.append(self._ids[sid] if self.pseudo else rec["coco_id"])
             results += [{**r, "image_id": img_ids[-1]} for r in rec["predictions"][label]["instances"]]
         out: dict[str, float] = {}
@@ -178,9 +236,7 @@ class TaskScorer:
     def _coco_gt(self, label: str, kind: str) -> Any:
         if (label, kind) not in self._gt:
             if self.pseudo:
-                ref = self.reference
-                preds = {self._ids[s]: r["predictions"][label]["instances"] for s, r in ref.items()}
-                sizes = {self._ids[s]: (r["height"], r["width"]) for s, r in ref.items()}
+                preds, sizes = self._reference_frames(label)
                 self._gt[(label, kind)] = pseudo_ground_truth(
                     preds, sizes, kind, self.exp.config.eval.pseudo_gt_min_score)
             else:
@@ -189,6 +245,18 @@ class TaskScorer:
                     raise ValueError(f"dataset has no annotations to score {label!r}; set eval.pseudo_gt: true")
                 self._gt[(label, kind)] = gt
         return self._gt[(label, kind)]
+
+    def _reference_frames(self, label: str) -> tuple[dict[int, list[dict[str, Any]]], dict[int, tuple[int, int]]]:
+        """The uncompressed predictions and size of every image (every frame, for clips)."""
+        preds: dict[int, list[dict[str, Any]]] = {}
+        sizes: dict[int, tuple[int, int]] = {}
+        for s, r in self.reference.items():
+            ids = r["frame_ids"] if "frame_ids" in r else [self._ids[s]]
+            for i in ids:
+                preds[i], sizes[i] = [], (r["height"], r["width"])
+            for d in r["predictions"][label]["instances"]:
+                preds[d.get("image_id", ids[0])].append(d)
+        return preds, sizes
 
     def _semantic(self, label: str, recs: dict[str, dict[str, Any]]) -> dict[str, float]:
         choice = next(t for t in self.exp.plan.tasks if t.label == label)

@@ -19,21 +19,31 @@ def metric_keys(rows: list[Row]) -> list[str]:
     keys: dict[str, None] = {}
     for r in rows:
         for k in r.values:
-            if k not in RATE_KEYS + ("bpp_mean", "bpp_pooled") and k not in QUALITY_KEYS and not k.startswith("ms_") \
+            if k not in RATE_KEYS + ("bpp_mean", "bpp_pooled") and k not in QUALITY_KEYS and not k.startswith(("ms_", "kbps")) \
                     and not k.endswith(("_lo", "_hi")):
                 keys[k] = None
     return list(keys)
 
 
 def bd_metrics(rows: list[Row]) -> list[str]:
-    task = [k for k in metric_keys(rows) if k.endswith(("_AP", "mIoU"))]
+    task = [k for k in metric_keys(rows) if k.endswith(("_AP", "mIoU", "HOTA", "MOTA", "IDF1"))]
     return task + ["psnr", "msssim"]  # not psnr_in: each codec measures it over its own region
+
+
+def rate_key(rows: list[Row]) -> str:
+    """The rate axis: ``kbps`` for clips (MPEG's video convention), else ``bpp``."""
+    return "kbps" if any(finite(r.values.get("kbps")) for r in rows) else "bpp"
+
+
+RATE_LABEL = {"bpp": "bits per pixel (measured from bytes, side info included)",
+              "kbps": "kbit/s (bytes x 8 x fps / 1000 / frames, side info included)"}
 
 
 def curves(rows: list[Row], metric: str) -> dict[str, Curve]:
     pts: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    axis = rate_key(rows)
     for r in rows:
-        rate, m = r.values.get("bpp"), r.values.get(metric)
+        rate, m = r.values.get(axis), r.values.get(metric)
         if r.series != "reference" and finite(rate) and finite(m):
             pts[r.series].append((float(rate), float(m)))  # type: ignore[arg-type]
     return {s: Curve(tuple(p[0] for p in v), tuple(p[1] for p in v)).sorted() for s, v in pts.items()}
@@ -92,7 +102,8 @@ def markdown_table(records: list[dict[str, Any]]) -> str:
 def summary_records(rows: list[Row]) -> list[dict[str, Any]]:
     timing = list(dict.fromkeys(k for r in rows for k in r.values if k.startswith("ms_")))
     ci = list(dict.fromkeys(k for r in rows for k in r.values if k.endswith(("_lo", "_hi"))))
-    keys = ["bpp", "bpp_mean", "bpp_pooled"] + list(RATE_KEYS[1:]) + list(QUALITY_KEYS) + metric_keys(rows) + ci + timing
+    kbps = list(dict.fromkeys(k for r in rows for k in r.values if k.startswith("kbps")))
+    keys = kbps + ["bpp", "bpp_mean", "bpp_pooled"] + list(RATE_KEYS[1:]) + list(QUALITY_KEYS) + metric_keys(rows) + ci + timing
     return [{"series": r.series, "point": r.point, "images": r.images, **{k: r.values.get(k) for k in keys}}
             for r in rows]
 
@@ -115,13 +126,13 @@ def series_styles(rows: list[Row]) -> dict[str, tuple[Any, str, str]]:
     return {s: (colours[i % 10], markers[i % 6], styles[i // 10 % 4]) for i, s in enumerate(names)}
 
 
-def plot_title(metric: str, tasks: dict[str, str]) -> str:
+def plot_title(metric: str, tasks: dict[str, str], axis: str = "bpp") -> str:
     """'segm_AP of yolov8n-seg (yolov8_seg) vs bpp'; fidelity metrics name the decoded image."""
     label, _, name = metric.rpartition(":")
     if name in QUALITY_KEYS:
-        return f"{name} of the decoded image vs bpp"
+        return f"{name} of the decoded image vs {axis}"
     task = label or (next(iter(tasks)) if len(tasks) == 1 else "")
-    return f"{name} of {task} ({tasks[task]}) vs bpp" if task in tasks else f"{metric} vs bpp"
+    return f"{name} of {task} ({tasks[task]}) vs {axis}" if task in tasks else f"{metric} vs {axis}"
 
 
 def plot_metric(rows: list[Row], metric: str, path: Path, flagged: dict[str, str], title: str = "",
@@ -133,22 +144,22 @@ def plot_metric(rows: list[Row], metric: str, path: Path, flagged: dict[str, str
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    styles = styles or series_styles(rows)
+    styles, axis = styles or series_styles(rows), rate_key(rows)
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
     for series, c in curves(rows, metric).items():
         colour, marker, ls = styles[series]
         mark = f" [{flagged[series]}]" if flagged.get(series) else ""
         ax.plot(c.rate, c.metric, color=colour, ls=ls, marker=marker, ms=4, lw=1.4, alpha=0.85, label=series + mark)
-        band = sorted((r.values["bpp"], r.values.get(f"{metric}_lo"), r.values.get(f"{metric}_hi")) for r in rows
-                      if r.series == series and finite(r.values.get("bpp")) and finite(r.values.get(metric)))
+        band = sorted((r.values[axis], r.values.get(f"{metric}_lo"), r.values.get(f"{metric}_hi")) for r in rows
+                      if r.series == series and finite(r.values.get(axis)) and finite(r.values.get(metric)))
         if band and all(lo is not None and hi is not None for _, lo, hi in band):
             ax.fill_between([b[0] for b in band], [b[1] for b in band], [b[2] for b in band], color=colour, alpha=0.12)
     ref = next((r.values.get(metric) for r in rows if r.series == "reference"), None)
     if finite(ref):
         ax.axhline(float(ref), color="k", ls="--", lw=1, label="uncompressed")  # type: ignore[arg-type]
-    ax.set_xlabel("bits per pixel (measured from bytes, side info included)")
+    ax.set_xlabel(RATE_LABEL[axis])
     ax.set_ylabel(metric)
-    ax.set_title(title or f"{metric} vs bpp", fontsize=10)
+    ax.set_title(title or f"{metric} vs {axis}", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
@@ -170,7 +181,7 @@ def write_report(rows: list[Row], out: Path, title: str, anchor: str, method: st
         flagged = {b["series"]: b["flags"] for b in bd if b["metric"] == metric}
         if curves(rows, metric):
             plots[metric] = out / f"{metric.replace(':', '_')}_vs_bpp.png"
-            plot_metric(rows, metric, plots[metric], flagged, plot_title(metric, ctx.get("tasks", {})), styles)
+            plot_metric(rows, metric, plots[metric], flagged, plot_title(metric, ctx.get("tasks", {}), rate_key(rows)), styles)
     md = _markdown(title, anchor, info, summary, bd, plots)
     (out / "report.md").write_text(md)
     (out / "report.html").write_text(page(title, anchor, method, info, ctx.get("cautions", []), bd, summary,

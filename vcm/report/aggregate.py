@@ -204,9 +204,8 @@ class TaskScorer:
 
     def _gt_tracks(self, tracker: str, label: str, sid: str, rec: dict[str, Any]) -> list[list[dict[str, Any]]]:
         """One clip's ground-truth boxes with track ids, one list per frame."""
-        if self.pseudo:
-            ref = self.reference[sid]["tracks"][tracker][label]
-            return [[d for d in f if d.get("score", 1.0) >= self.exp.config.eval.pseudo_gt_min_score] for f in ref]
+        if self.pseudo:  # the tracker's own output on the uncompressed clip (its thresholds apply)
+            return self._kept(self.reference[sid]["tracks"][tracker][label])
         coco = self.exp.dataset.coco_gt("instances")
         if coco is None:
             raise ValueError("dataset has no track annotations to score tracking; set eval.pseudo_gt: true")

@@ -63,7 +63,7 @@ class ByteTrack:
         for dets in frames:
             found = tracker.update_with_detections(self._detections(dets))
             frame = []
-            for i, tid in zip(found.data["index"], found.tracker_id):
+            for i, tid in zip(found.data.get("index", ()), found.tracker_id if len(found) else ()):
                 ids.setdefault(int(tid), first_id + len(ids))
                 frame.append({**dets[int(i)], "track_id": ids[int(tid)]})
             out.append(frame)

@@ -138,8 +138,9 @@ def _list(args: argparse.Namespace) -> int:
     from vcm.data import DATASETS
     from vcm.masks import MASKS
     from vcm.tasks import TASKS
+    from vcm.tracking import TRACKERS
 
-    for reg in (DATASETS, MASKS, CODECS, TASKS):
+    for reg in (DATASETS, MASKS, CODECS, TASKS, TRACKERS):
         print(f"{reg.kind}s:")
         for name in reg.names():
             print(f"  {name}: {_signature(reg, name)}")
@@ -147,6 +148,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 NEEDS = {"tflite": "ai_edge_litert", "sam": "segment_anything", "mmpose": "mmpose", "metrics": "lpips", "video": "av",
+         "bytetrack": "supervision", "kwcoco": "kwcoco",
          "detectron2": "detectron2", "detectron2_keypoints": "detectron2", "maskrcnn": "detectron2"}
 
 

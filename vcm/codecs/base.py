@@ -136,17 +136,23 @@ class FrameCodec:
         drop = ("fill", "fill_value", "blur_sigma", "precision")
         return {k: v for k, v in params.items() if k not in drop} | {"mode": "full"}
 
+    def masked(self, image: np.ndarray, mask: Mask | None) -> tuple[np.ndarray, bytes]:
+        """The canvas to code and the side info to send: in masked mode, ``image`` filled
+        outside the mask and the mask's record; else ``image`` unchanged and no side info."""
+        if self.mode != "masked":
+            return image, b""
+        if mask is None:
+            raise ValueError("masked mode needs a mask input")
+        mask.check_fits(image)
+        exact = self.precision == "pixel"
+        keep = mask.pixels if exact else mask.coded_pixels()
+        image = fill_background(image, keep, self.fill, self.fill_value, self.blur_sigma)
+        return image, encode_pixels(mask.pixels) if exact else encode_grid(mask.grid)
+
     def encode(self, *, image: np.ndarray, mask: Mask | None = None) -> Bitstream:
         h, w = check_image(image).shape[:2]
-        side, unit = b"", mask.unit if mask is not None else DEFAULT_UNIT
-        if self.mode == "masked":
-            if mask is None:
-                raise ValueError("masked mode needs a mask input")
-            mask.check_fits(image)
-            exact = self.precision == "pixel"
-            keep = mask.pixels if exact else mask.coded_pixels()
-            image = fill_background(image, keep, self.fill, self.fill_value, self.blur_sigma)
-            side = encode_pixels(mask.pixels) if exact else encode_grid(mask.grid)
+        unit = mask.unit if mask is not None else DEFAULT_UNIT
+        image, side = self.masked(image, mask)
         if self.scale < 1:
             ch, cw = self._coded_size(h, w)
             image = cv2.resize(image, (cw, ch), interpolation=cv2.INTER_AREA)
@@ -170,12 +176,15 @@ class FrameCodec:
 
 
 def _side_mask(c: Container) -> Mask:
-    """The mask a masked-mode container sends: a unit grid, or an exact pixel mask (format 5)."""
+    return side_mask(c.side, c.height, c.width, c.unit)
+
+
+def side_mask(side: bytes, height: int, width: int, unit: int) -> Mask:
+    """The mask a masked-mode record sends: a unit grid, or an exact pixel mask (format 5)."""
     try:
-        if c.side[:1] == bytes([PIXELS]):
-            pixels = decode_pixels(c.side, c.height, c.width)
-            return dataclasses.replace(Mask.from_pixels(pixels, c.unit), exact=True)
-        return Mask.from_grid(decode_grid(c.side, *Mask.grid_shape(c.height, c.width, c.unit)), c.height, c.width, c.unit)
+        if side[:1] == bytes([PIXELS]):
+            return dataclasses.replace(Mask.from_pixels(decode_pixels(side, height, width), unit), exact=True)
+        return Mask.from_grid(decode_grid(side, *Mask.grid_shape(height, width, unit)), height, width, unit)
     except SideInfoError as e:
         raise BitstreamError(str(e)) from e
 

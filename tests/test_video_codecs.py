@@ -14,7 +14,8 @@ from vcm.codecs.container import BitstreamError, Container, pack, unpack  # noqa
 from vcm.metrics.quality import psnr  # noqa: E402
 from vcm.types import Mask  # noqa: E402
 
-QP = {"avc": (28, 40), "hevc": (28, 40), "av1": (35, 55), "vp9": (30, 50), "vvc": (28, 40)}
+QP = {"avc": (28, 40), "hevc": (28, 40), "av1": (35, 55), "vp9": (30, 50), "vvc": (28, 40),
+      "hevc/kvazaar": (28, 40), "av1/aom": (35, 55)}  # name/encoder: ffmpeg subprocess encoders
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,8 @@ def clip() -> list[np.ndarray]:
 
 
 def _code(name: str, frames: list[np.ndarray], **params: object) -> tuple[int, float, list]:
-    codec = CODECS.build(name, {"intra_period": 8, **params})
+    name, _, encoder = name.partition("/")
+    codec = CODECS.build(name, {"intra_period": 8, **params, **({"encoder": encoder} if encoder else {})})
     bs = codec.encode_clip(frames=frames, fps=25.0)
     assert bs.header_bytes + bs.side_bytes + bs.payload_bytes == len(bs.data)
     out = codec.decode_clip(bs.data)
@@ -81,6 +83,8 @@ def test_corrupt_or_mislabelled_clips_raise_bitstream_errors(clip: list) -> None
 
 
 def test_bad_gop_settings_are_refused() -> None:
+    with pytest.raises(ValueError, match="encoder must be one of kvazaar"):
+        CODECS.build("hevc", {"encoder": "x266"})
     with pytest.raises(ValueError, match="gop"):
         CODECS.build("hevc", {"gop": "lowdelay"})
     with pytest.raises(ValueError, match="intra_period"):

@@ -31,6 +31,7 @@ os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its configuration at eve
 
 QP_RANGE = {"hevc": (0, 51), "avc": (0, 51), "av1": (1, 63), "vp9": (0, 63), "vvc": (0, 63)}
 CHROMA = {"420": "yuv420p", "444": "yuv444p"}
+ALTERNATIVES = {"hevc": {"kvazaar": "libkvazaar"}, "av1": {"aom": "libaom-av1"}}  # ffmpeg subprocess encoders
 
 
 class StandardCoder:
@@ -39,19 +40,28 @@ class StandardCoder:
     ENCODERS: Mapping[str, str] = {"hevc": "libx265", "avc": "libx264", "av1": "libsvtav1", "vp9": "libvpx-vp9",
                                    "vvc": "libvvenc"}
 
-    def __init__(self, name: str, qp: int, chroma: str = "420", preset: str | None = None) -> None:
+    def __init__(self, name: str, qp: int, chroma: str = "420", preset: str | None = None,
+                 encoder: str | None = None) -> None:
         lo, hi = QP_RANGE[name]
         if isinstance(qp, bool) or not isinstance(qp, int) or not lo <= qp <= hi:
             raise ValueError(f"{name} qp must be an integer in [{lo}, {hi}], got {qp!r}")
         if chroma not in CHROMA:
             raise ValueError(f"chroma must be one of {', '.join(CHROMA)}, got {chroma!r}")
         require("av")  # fails here, with the install hint, when the video extra is missing
-        self.name, self.qp, self.pix_fmt, self.preset = name, qp, CHROMA[chroma], preset
-        self.options = clip_options(name, qp, "ai", 1, preset)  # one intra frame
+        if encoder not in ALTERNATIVES.get(name, {}) and encoder is not None:
+            raise ValueError(f"{name} encoder must be one of {', '.join(ALTERNATIVES.get(name, {})) or 'the default'}, "
+                             f"got {encoder!r}")
+        self.name, self.qp, self.pix_fmt, self.preset, self.encoder = name, qp, CHROMA[chroma], preset, encoder
+        self.lib = ALTERNATIVES[name][encoder] if encoder else self.ENCODERS[name]
+        self.options = self.clip_options("ai", 1)  # one intra frame
+        self.multiple = 8 if encoder == "kvazaar" else 2 if self.pix_fmt == "yuv420p" else 1  # padded sizes
+
+    def clip_options(self, gop: str, intra_period: int) -> dict[str, str]:
+        return clip_options(self.name, self.qp, gop, intra_period, self.preset, self.encoder)
 
     def encode_canvas(self, image: np.ndarray) -> list[bytes]:
-        frames = padded([image], self.pix_fmt == "yuv420p")
-        return [encode_frames(self.name, self.ENCODERS[self.name], self.options, frames, self.pix_fmt, 25.0)]
+        frames = padded([image], self.multiple)
+        return [encode_frames(self.name, self.lib, self.options, frames, self.pix_fmt, 25.0)]
 
     def decode_canvas(self, sections: tuple[bytes, ...], height: int, width: int) -> np.ndarray:
         if len(sections) != 1 or not sections[0]:
@@ -84,9 +94,8 @@ class StandardCodec(FrameCodec):
         masks = masks if masks is not None else [None] * len(frames)  # type: ignore[list-item]
         coded = [self.masked(f, m) for f, m in zip(frames, masks)]
         c = self.coder
-        opts = clip_options(c.name, c.qp, self.gop, self.intra_period, c.preset)
-        stream = encode_frames(c.name, c.ENCODERS[c.name], opts, padded([f for f, _ in coded], c.pix_fmt == "yuv420p"),
-                               c.pix_fmt, fps)
+        canvas = padded([f for f, _ in coded], c.multiple)
+        stream = encode_frames(c.name, c.lib, c.clip_options(self.gop, self.intra_period), canvas, c.pix_fmt, fps)
         side = b"".join(_varint(len(r)) + r for _, r in coded) if self.mode == "masked" else b""
         head = _varint(len(frames))
         unit = next((m.unit for m in masks if m is not None), DEFAULT_UNIT)
@@ -125,10 +134,10 @@ def _side_masks(c: Container, n: int) -> list[Mask]:
 
 def _factory(name: str, default_qp: int, doc: str) -> Callable[..., StandardCodec]:
     """The registered factory of one standard codec (same parameters for all of them)."""
-    def make(*, qp: int = default_qp, chroma: str = "420", preset: str | None = None, gop: str = "ld",
+    def make(*, qp: int = default_qp, chroma: str = "420", preset: str | None = None, encoder: str | None = None, gop: str = "ld",
              intra_period: int = 32, mode: str = "full", fill: str = "blur", fill_value: int = 128,
              blur_sigma: float = 16.0, scale: float = 1.0, precision: str = "unit") -> StandardCodec:
-        return StandardCodec(StandardCoder(name, qp, chroma, preset), gop, intra_period, mode=mode, fill=fill,
+        return StandardCodec(StandardCoder(name, qp, chroma, preset, encoder), gop, intra_period, mode=mode, fill=fill,
                              fill_value=fill_value, blur_sigma=blur_sigma, scale=scale, precision=precision)
 
     make.__name__ = make.__qualname__ = name
@@ -136,8 +145,10 @@ def _factory(name: str, default_qp: int, doc: str) -> Callable[..., StandardCode
     return make
 
 
-hevc = _factory("hevc", 32, "HEVC (x265 via PyAV), QP 0-51: the BPG-like anchor; ``chroma`` 420 or 444.")
+hevc = _factory("hevc", 32, "HEVC (x265 via PyAV; ``encoder: kvazaar`` as an ffmpeg subprocess), QP 0-51: the "
+                             "BPG-like anchor; ``chroma`` 420 or 444.")
 avc = _factory("avc", 32, "AVC (x264 via PyAV), QP 0-51.")
-av1 = _factory("av1", 40, "AV1 (SVT-AV1 via PyAV, decoded by dav1d), QP 1-63; SVT-AV1 codes 4:2:0 only.")
+av1 = _factory("av1", 40, "AV1 (SVT-AV1 via PyAV; ``encoder: aom`` as an ffmpeg subprocess; decoded by dav1d), "
+                          "QP 1-63; SVT-AV1 codes 4:2:0 only.")
 vp9 = _factory("vp9", 40, "VP9 (libvpx via PyAV, quantiser fixed by qmin = qmax), QP 0-63.")
 vvc = _factory("vvc", 32, "VVC (VVenC through imageio-ffmpeg's ffmpeg; FFmpeg's VVC decoder), QP 0-63.")

@@ -4,7 +4,8 @@ GOP structures (``gop``): ``ai`` all-intra (every frame a key frame); ``ld`` low
 reordering, no future references: I then P/B-from-the-past frames, a key frame every
 ``intra_period`` frames); ``ra`` random access (hierarchical B-frames with reordering, same
 intra period). In process with PyAV: x264 (avc), x265 (hevc), SVT-AV1 (av1), libvpx (vp9); as a
-subprocess of imageio-ffmpeg's static ffmpeg: VVenC (vvc). Decoding is always FFmpeg in process,
+subprocess of imageio-ffmpeg's static ffmpeg: VVenC (vvc), kvazaar (hevc, ``encoder: kvazaar``) and
+libaom (av1, ``encoder: aom``). Decoding is always FFmpeg in process,
 from the elementary stream alone (Annex-B / OBU / VP9 superframes, no container).
 """
 
@@ -24,11 +25,17 @@ GOPS = ("ai", "ld", "ra")
 DECODERS = {"hevc": "hevc", "avc": "h264", "av1": "libdav1d", "vp9": "vp9", "vvc": "vvc"}
 
 
-def clip_options(name: str, qp: int, gop: str, period: int, preset: str | None) -> dict[str, str]:
+def clip_options(name: str, qp: int, gop: str, period: int, preset: str | None, encoder: str | None = None) -> dict[str, str]:
     """FFmpeg encoder options for a constant-QP clip with GOP structure ``gop`` (``period``:
     frames between key frames; scene-cut detection off, so key frames fall where asked)."""
     k = 1 if gop == "ai" else period
     bf = {"ai": 0, "ld": 0, "ra": 3}[gop]
+    if encoder == "kvazaar":  # lp-g4d3t1: kvazaar's low-delay P GOP; 8: its hierarchical random-access GOP
+        gops = {"ai": "0", "ld": "lp-g4d3t1", "ra": "8"}
+        return {"kvazaar-params": f"preset={preset or 'medium'},qp={qp},period={k},gop={gops[gop]}"}  # preset first: it resets the rest
+    if encoder == "aom":  # constant quality with min = max quantiser; look-ahead (alt-refs) only in ra
+        return {"crf": str(qp), "b:v": "0", "qmin": str(qp), "qmax": str(qp), "g": str(k), "cpu-used": preset or "6",
+                "lag-in-frames": "19" if gop == "ra" else "0"}
     if name == "avc":
         return {"preset": preset or "medium", "x264-params": f"qp={qp}:keyint={k}:min-keyint={k}:scenecut=0:bframes={bf}"}
     if name == "hevc":
@@ -48,8 +55,8 @@ def clip_options(name: str, qp: int, gop: str, period: int, preset: str | None) 
 def encode_frames(name: str, encoder: str, options: dict[str, str], frames: np.ndarray, pix_fmt: str,
                   fps: float) -> bytes:
     """(T, H, W, 3) uint8 RGB frames (even H, W for 4:2:0) -> the elementary stream's bytes."""
-    if name == "vvc":
-        return _ffmpeg(options, frames, fps)
+    if encoder in SUBPROCESS:
+        return _ffmpeg(encoder, options, frames, pix_fmt, fps)
     av = require("av")
     ctx = av.CodecContext.create(encoder, "w")
     ctx.width, ctx.height, ctx.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
@@ -78,19 +85,23 @@ def _without_sei(av: Any, packets: list[Any]) -> list[Any]:
     return [q for p in packets for q in bsf.filter(p)] + list(bsf.filter(None))
 
 
-def _ffmpeg(options: dict[str, str], frames: np.ndarray, fps: float) -> bytes:
-    """VVenC through imageio-ffmpeg's GPLv3 ffmpeg (10-bit 4:2:0: VVenC's only input format)."""
+SUBPROCESS = {"libvvenc": "vvc", "libkvazaar": "hevc", "libaom-av1": "obu"}  # encoder -> raw output format
+
+
+def _ffmpeg(encoder: str, options: dict[str, str], frames: np.ndarray, pix_fmt: str, fps: float) -> bytes:
+    """VVenC, kvazaar or libaom through imageio-ffmpeg's GPLv3 ffmpeg (VVenC takes 10-bit 4:2:0 only)."""
     exe = require("imageio_ffmpeg").get_ffmpeg_exe()
     h, w = frames.shape[1:3]
     opts = [a for k, v in options.items() for a in (f"-{k}", v)]
+    fmt = "yuv420p10le" if encoder == "libvvenc" else pix_fmt
     cmd = [exe, "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", f"{fps:g}", "-i", "-",
-           "-c:v", "libvvenc", *opts, "-pix_fmt", "yuv420p10le", "-f", "vvc", "-"]
+           "-c:v", encoder, *opts, "-pix_fmt", fmt, "-f", SUBPROCESS[encoder], "-"]
     try:
         out = subprocess.run(cmd, input=frames.tobytes(), capture_output=True, timeout=600 + 10 * len(frames), check=False)
     except subprocess.TimeoutExpired as e:
-        raise RuntimeError(f"ffmpeg libvvenc took over {e.timeout:.0f} s for {len(frames)} frames") from e
+        raise RuntimeError(f"ffmpeg {encoder} took over {e.timeout:.0f} s for {len(frames)} frames") from e
     if out.returncode != 0 or not out.stdout:
-        raise RuntimeError(f"ffmpeg libvvenc failed: {out.stderr.decode(errors='replace')[-500:]}")
+        raise RuntimeError(f"ffmpeg {encoder} failed: {out.stderr.decode(errors='replace')[-500:]}")
     return out.stdout
 
 
@@ -125,10 +136,10 @@ def check_gop(gop: str, intra_period: int) -> None:
         raise ValueError(f"intra_period must be a positive integer (frames), got {intra_period!r}")
 
 
-def padded(frames: list[np.ndarray], even: bool) -> np.ndarray:
-    """(T, H, W, 3) of the frames, edge-padded to even sizes when ``even`` (4:2:0)."""
+def padded(frames: list[np.ndarray], multiple: int) -> np.ndarray:
+    """(T, H, W, 3) of the frames, edge-padded so H and W are multiples of ``multiple`` (2 for
+    4:2:0, 8 for kvazaar's smallest coding unit); decoders crop back to the coded size."""
     clip = np.stack(frames)
     h, w = clip.shape[1:3]
-    if even and (h % 2 or w % 2):
-        clip = np.pad(clip, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
-    return clip
+    ph, pw = -h % multiple, -w % multiple
+    return np.pad(clip, ((0, 0), (0, ph), (0, pw), (0, 0)), mode="edge") if ph or pw else clip

@@ -81,16 +81,17 @@ def _describe(e: BaseException) -> str:
 
 def _run(args: argparse.Namespace) -> int:
     from vcm.config import load_config
-    from vcm.pipeline.runner import prepare, run
+    from vcm.pipeline.runner import is_sequence, prepare, run
 
     t = time.perf_counter()
     exp = prepare(load_config(args.config, args.overrides), base_dir=Path(args.config).resolve().parent.parent)
     anchor = exp.config.report.anchor
     if anchor and not args.no_report and exp.plan.resolve(anchor) not in exp.plan.series():
         raise ValueError(f"report.anchor {anchor!r} is not a series of this grid; series: {', '.join(exp.plan.series())}")
-    n = len(exp.dataset.ids())
-    print(f"{exp.config.name}: {n} images x {len(exp.plan.points)} points "
-          f"({len(exp.plan.series())} series), tasks: {', '.join(t.label for t in exp.plan.tasks)}")
+    n, unit = len(exp.dataset.ids()), "clips" if is_sequence(exp.dataset) else "images"
+    trackers = f"; trackers: {', '.join(t.label for t in exp.plan.trackers)}" if exp.plan.trackers else ""
+    print(f"{exp.config.name}: {n} {unit} x {len(exp.plan.points)} points "
+          f"({len(exp.plan.series())} series), tasks: {', '.join(t.label for t in exp.plan.tasks)}{trackers}")
     summary = run(exp, progress=not args.no_progress)
     run_dir = summary.run_dir
     print(f"results: {run_dir / 'results.sqlite'}: {summary.computed} items computed, "

@@ -13,7 +13,7 @@ from pathlib import Path
 from vcm.config import ComponentSpec, ExperimentConfig, load_config
 from vcm.device import resolve_device
 from vcm.pipeline.plan import auto_label
-from vcm.pipeline.runner import CONFIG_NAME, STORE_NAME, prepare
+from vcm.pipeline.runner import CONFIG_NAME, STORE_NAME, is_sequence, prepare
 from vcm.pipeline.store import ResultStore
 from vcm.report.aggregate import aggregate
 from vcm.report.bdrate import METHODS
@@ -70,10 +70,12 @@ def make_report(run_dir: str | Path, anchor: str | None = None, method: str | No
                 raise ValueError(f"BD interpolation must be one of {', '.join(METHODS)}, got {method!r}")
             t = time.perf_counter()
             rows = aggregate(exp, store, progress)
-            shots = gallery(exp, _report_dir(run_dir), cfg.report.gallery, resolve_device(cfg.device))
+            clips = is_sequence(exp.dataset)  # no gallery: an inter codec's frame cannot be re-coded alone
+            shots = [] if clips else gallery(exp, _report_dir(run_dir), cfg.report.gallery, resolve_device(cfg.device))
     finally:
         store.close()
-    info = {"config": cfg.name, "dataset": f"{cfg.dataset.type} ({len(exp.dataset.ids())} images)",
+    unit = "clips, rates in kbps over all clips' duration" if clips else "images"
+    info = {"config": cfg.name, "dataset": f"{cfg.dataset.type} ({len(exp.dataset.ids())} {unit})",
             "tasks": ", ".join(t.label for t in exp.plan.tasks),
             "scoring": (f"pseudo-GT (uncompressed predictions scoring >= {cfg.eval.pseudo_gt_min_score})"
                         if cfg.eval.pseudo_gt else "ground truth"),

@@ -43,12 +43,12 @@ def _code(name: str, frames: list[np.ndarray], **params: object) -> tuple[int, f
 @pytest.mark.parametrize("name", list(QP))
 def test_every_back_end_round_trips_and_inter_prediction_saves_bits(clip: list, name: str) -> None:
     sizes = {}
-    for gop in ("ai", "ld", "ra"):
+    for gop in ("ai", "ld") + (("ra",) if name != "vp9" else ()):
         size, quality, out = _code(name, clip, qp=QP[name][0], gop=gop)
         assert len(out) == len(clip) and all(d.image.shape == clip[0].shape for d in out)
         assert quality > 30, (gop, quality)
         sizes[gop] = size
-    assert sizes["ld"] < 0.7 * sizes["ai"] and sizes["ra"] < 0.7 * sizes["ai"], sizes
+    assert sizes["ld"] < 0.7 * sizes["ai"] and sizes.get("ra", 0) < 0.7 * sizes["ai"], sizes
     lo, lo_q, _ = _code(name, clip, qp=QP[name][1], gop="ld")
     hi, hi_q, _ = _code(name, clip, qp=QP[name][0], gop="ld")
     assert lo < hi and lo_q < hi_q
@@ -87,5 +87,7 @@ def test_bad_gop_settings_are_refused() -> None:
         CODECS.build("hevc", {"encoder": "x266"})
     with pytest.raises(ValueError, match="gop"):
         CODECS.build("hevc", {"gop": "lowdelay"})
+    with pytest.raises(ValueError, match="two-pass"):
+        CODECS.build("vp9", {"gop": "ra"})
     with pytest.raises(ValueError, match="intra_period"):
         CODECS.build("avc", {"intra_period": 0})

@@ -82,6 +82,8 @@ class StandardCodec(FrameCodec):
 
     def __init__(self, coder: StandardCoder, gop: str, intra_period: int, **frame: Any) -> None:
         check_gop(gop, intra_period)
+        if coder.name == "vp9" and gop == "ra":  # measured: one-pass libvpx places no alt-ref, so ra == ld
+            raise ValueError("vp9 gop 'ra' needs libvpx's two-pass alt-ref frames, which vcm does not run; use 'ld' or 'ai'")
         super().__init__(coder, **frame)
         self.gop, self.intra_period = gop, intra_period
 

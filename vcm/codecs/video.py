@@ -44,9 +44,9 @@ def clip_options(name: str, qp: int, gop: str, period: int, preset: str | None, 
     if name == "av1":  # pred-struct 1: low delay, 2: random access (SVT-AV1's hierarchical levels)
         return {"qp": str(qp), "preset": preset or "8",
                 "svtav1-params": f"keyint={k}:pred-struct={1 if gop == 'ld' else 2}:scd=0:enable-stat-report=0"}
-    if name == "vp9":  # constant quality with qmin = qmax = q: one quantiser index; alt-ref frames only in ra
-        return {"crf": str(qp), "qmin": str(qp), "qmax": str(qp), "b": "0", "g": str(k), "deadline": "good", "cpu-used": preset or "4",
-                "lag-in-frames": "16" if gop == "ra" else "0", "auto-alt-ref": str(int(gop == "ra"))}
+    if name == "vp9":  # constant quality with qmin = qmax = q: one quantiser index; no look-ahead (no ra, see codec)
+        return {"crf": str(qp), "qmin": str(qp), "qmax": str(qp), "b": "0", "g": str(k), "deadline": "good",
+                "cpu-used": preset or "4", "lag-in-frames": "0"}
     ld = f"PicReordering=0:GOPSize=8:IntraPeriod={k}:POC0IDR=1:DecodingRefreshType=none"
     return {"qp": str(qp), "qpa": "0", "preset": preset or "medium",  # qpa 0: no perceptual QP changes
             "vvenc-params": {"ai": "IntraPeriod=1", "ld": ld, "ra": f"IntraPeriod={k}"}[gop]}

@@ -100,3 +100,32 @@ def test_a_tracker_on_an_image_dataset_is_refused(tmp_path: Path, coco_root: str
     cfg = clip_config(tmp_path, dataset={"type": "coco", "root": coco_root, "limit": 1})
     with pytest.raises(GraphError, match="video dataset"):
         prepare(parse_experiment(cfg))
+
+
+def test_mot_sequences_in_two_classes_are_scored_against_their_track_ids(tmp_path: Path) -> None:
+    """MOTChallenge folders (from kwcoco's synthetic videos, exact track ids) in classes A and B:
+    ground-truth scoring end to end, kbps and task scores per class, kbps over all = duration-
+    weighted mean of the classes'."""
+    pytest.importorskip("kwcoco", reason="pip install 'vcm[video]'")
+    from tests.test_video_data import DEMO, write_mot
+    from vcm.data import DATASETS
+    from vcm.report.aggregate import aggregate
+
+    shapes = DATASETS.build("kwcoco", {"demo": DEMO})
+    seqs = shapes.ids()[:2]
+    write_mot(tmp_path / "mot", shapes, seqs)
+    cfg = clip_config(tmp_path, dataset={"type": "mot", "root": str(tmp_path / "mot"), "groups": dict(zip(seqs, "AB"))},
+                      eval={"pseudo_gt": False})
+    exp = prepare(parse_experiment(cfg))
+    run(exp, progress=False)
+    store = ResultStore(exp.run_dir / "results.sqlite")
+    rows = aggregate(exp, store)
+    recs = {(sid, key): r for sid, key, r in store.records()}
+    store.close()
+    point = next(r for r in rows if r.series == "hevc-ld")
+    for k in ("kbps[A]", "kbps[B]", "HOTA[A]", "MOTA[B]", "IDF1[A]", "bbox_AP[B]"):
+        assert k in point.values, k
+    dur = {g: next(r["duration"] for (s, _), r in recs.items() if r.get("group") == g) for g in "AB"}
+    mean = sum(point.values[f"kbps[{g}]"] * dur[g] for g in "AB") / sum(dur.values())
+    assert point.values["kbps"] == pytest.approx(mean)
+    assert all(0 <= point.values[k] <= 1 for k in ("HOTA", "IDF1")) and point.values["MOTA"] <= 1

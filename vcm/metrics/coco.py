@@ -121,3 +121,11 @@ def pseudo_ground_truth(reference: dict[int, list[dict[str, Any]]], sizes: dict[
     with contextlib.redirect_stdout(io.StringIO()):
         gt.createIndex()
     return gt
+
+
+def iou_types(gt: Any, kind: str) -> tuple[str, ...]:
+    """COCOeval's IoU types for a head's kind, without ``segm`` when the ground truth has boxes
+    only (MOTChallenge: no masks to score against)."""
+    anns = gt.dataset.get("annotations", [])
+    boxes_only = bool(anns) and not any("segmentation" in a for a in anns)
+    return tuple(t for t in IOU_TYPES[kind] if not (t == "segm" and boxes_only))

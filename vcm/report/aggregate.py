@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from vcm.metrics.coco import IOU_TYPES, coco_ap, pseudo_ground_truth
+from vcm.metrics.coco import coco_ap, iou_types, pseudo_ground_truth
 from vcm.metrics.quality import PSNR_CAP
 from vcm.metrics.segmentation import confusion, miou
 from vcm.pipeline.graph import component_class
@@ -63,7 +63,8 @@ def aggregate(exp: Experiment, store: ResultStore, progress: bool = False) -> li
     prescore(exp, scorer, {k: v for k, v in by_point.items() if k in wanted or k == REFERENCE}, progress)
     n_boot, n_img = exp.config.report.bootstrap, len(ids)
     idx = boot.draws(n_img, n_boot) if n_boot else None
-    rows = [Row("reference", "uncompressed", len(reference), scorer.score(reference, REFERENCE))]
+    rows = [Row("reference", "uncompressed", len(reference),
+                {**scorer.score(reference, REFERENCE), **class_scores(scorer, reference, REFERENCE)})]
     for key, point in tqdm(wanted.items(), desc="scoring", unit="point", disable=not progress, leave=False):
         recs = by_point.get(key)
         if recs:
@@ -73,6 +74,7 @@ def aggregate(exp: Experiment, store: ResultStore, progress: bool = False) -> li
             values.update(kbps_values(recs))
             values.update(_timings(recs))
             values.update(scorer.score(recs, key))
+            values.update(class_scores(scorer, recs, key))
             samples = boot.point_samples(recs, idx, exp.config.report.bpp, scorer, key) \
                 if idx is not None and len(recs) == n_img and not is_clip(recs) else {}
             for k, v in samples.items():
@@ -113,6 +115,19 @@ def bpp_values(recs: dict[str, dict[str, Any]], convention: str) -> dict[str, fl
     pixels = sum(r["height"] * r["width"] * r.get("frames", 1) for r in recs.values())
     pooled = 8 * sum(r["bytes"]["total"] for r in recs.values()) / pixels if pixels else None
     return {"bpp": pooled if convention == "pooled" else mean, "bpp_mean": mean, "bpp_pooled": pooled}
+
+
+def class_scores(scorer: TaskScorer, recs: dict[str, dict[str, Any]], key: str) -> dict[str, float | None]:
+    """Task scores per sequence class (``segm_AP[C]``, ``HOTA[C]``, ...) when the clips name two
+    or more classes, as MPEG reports per class beside ``kbps[C]``."""
+    groups = sorted({r["group"] for r in recs.values() if r.get("group")})
+    if len(groups) < 2:
+        return {}
+    out: dict[str, float | None] = {}
+    for g in groups:
+        sub = {sid: r for sid, r in recs.items() if r.get("group") == g}
+        out.update({f"{k}[{g}]": v for k, v in scorer.score(sub, f"{key}[{g}]").items()})
+    return out
 
 
 def is_clip(recs: dict[str, dict[str, Any]]) -> bool:
@@ -228,7 +243,7 @@ class TaskScorer:
             img_ids.append(self._ids[sid] if self.pseudo else rec["coco_id"])
             results += [{**r, "image_id": img_ids[-1]} for r in rec["predictions"][label]["instances"]]
         out: dict[str, float] = {}
-        for iou_type in IOU_TYPES[kind]:
+        for iou_type in iou_types(gt, kind):
             out.update(coco_ap(gt, results, img_ids, iou_type, self.exp.config.eval.category_ids))
         return out
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from vcm.metrics.coco import IOU_TYPES, coco_ap_bootstrap
+from vcm.metrics.coco import coco_ap_bootstrap, iou_types
 from vcm.metrics.quality import PSNR_CAP
 
 SCORE_VERSION = 1  # as vcm.report.aggregate.SCORE_VERSION
@@ -63,7 +63,7 @@ def task_samples(recs: dict[str, dict[str, Any]], sids: list[str], idx: np.ndarr
         img = [scorer._ids[s] if scorer.pseudo else recs[s]["coco_id"] for s in sids]
         pos = np.argsort(np.argsort(img))  # each sid's index in sorted(img)
         results = [{**r, "image_id": i} for s, i in zip(sids, img) for r in recs[s]["predictions"][label]["instances"]]
-        for iou in IOU_TYPES[kind]:
+        for iou in iou_types(scorer._coco_gt(label, kind), kind):
             out[f"{prefix}{_PREFIX[iou]}_AP"] = coco_ap_bootstrap(
                 scorer._coco_gt(label, kind), results, img, iou, pos[idx], ev.category_ids)
     if scorer.store and point_key:

@@ -1,5 +1,5 @@
 """Command line: ``vcm run CONFIG [key=value ...]``, ``vcm train CONFIG``, ``vcm report RUN_DIR``,
-``vcm export RUN_DIR``, ``vcm list``."""
+``vcm export RUN_DIR``, ``vcm convert-weights CODEC IN OUT``, ``vcm list``."""
 
 from __future__ import annotations
 
@@ -35,6 +35,10 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--rate", action="append", help="train only this rate point (repeatable)")
     t.add_argument("--until", type=int, help="stop each rate point at this step (resumable)")
     t.add_argument("--no-progress", action="store_true")
+    cw = sub.add_parser("convert-weights", help="write a vcm checkpoint of an official codec checkpoint")
+    cw.add_argument("codec", help="registered codec, e.g. segpic, gitssic, mcm")
+    cw.add_argument("input", help="checkpoint written by the codec's official code")
+    cw.add_argument("output", help="vcm checkpoint to write (what checkpoint: reads)")
     sub.add_parser("list", help="list registered components")
     return p
 
@@ -60,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides += overrides  # overrides may also follow the flags
     warnings.filterwarnings("ignore", message=".*torch.jit.script.*")  # compressai import noise
     try:
-        return {"run": _run, "report": _report, "train": _train, "list": _list, "export": _export}[args.cmd](args)
+        return {"run": _run, "report": _report, "train": _train, "list": _list, "export": _export,
+                "convert-weights": _convert_weights}[args.cmd](args)
     except KeyboardInterrupt:
         print(f"vcm {args.cmd}: interrupted; finished work is saved, the same command resumes it", file=sys.stderr)
         return 130
@@ -131,6 +136,18 @@ def _export(args: argparse.Namespace) -> int:
 
     path, n = export_records(args.run_dir, args.output)
     print(f"{n} records: {path}")
+    return 0
+
+
+def _convert_weights(args: argparse.Namespace) -> int:
+    from vcm.codecs.official import convert_file
+
+    path, out = convert_file(args.codec, args.input, args.output)
+    n = sum(v.numel() for v in out.state_dict.values())
+    print(f"{args.input}: official {args.codec} weights, {len(out.state_dict)} tensors, {n / 1e6:.2f} M values")
+    for note in out.notes:
+        print(f"  {note}")
+    print(f"wrote {path} (config: {out.config})")
     return 0
 
 

@@ -81,17 +81,24 @@ def fingerprint(model: torch.nn.Module) -> bytes:
     return h.digest()[:4]
 
 
-def load_codec_checkpoint(path: str | Path, make: Callable[[dict[str, Any]], M], what: str) -> M:
-    """Build ``make(config)``, load the weights, rebuild the coder tables; eval mode."""
+def load_codec_checkpoint(path: str | Path, make: Callable[[dict[str, Any]], M], what: str,
+                          codec: str | None = None, format: str = "auto") -> M:
+    """Build ``make(config)``, load the weights, rebuild the coder tables; eval mode. ``codec``
+    names the registered codec whose official checkpoints (``format: official``, or detected by
+    their keys under ``auto``) are converted on the way (:mod:`vcm.codecs.official`)."""
+    from vcm.codecs.official import check_state, read_codec_weights
+
     ckpt = load_checkpoint(require_file(expand_path(str(path)), f"{what} checkpoint"))
-    if "config" not in ckpt or "state_dict" not in ckpt:
+    if codec is None and format == "auto" and not ("config" in ckpt and "state_dict" in ckpt):
         raise ValueError(f"{path} is not a {what} checkpoint (needs 'config' and 'state_dict')")
+    config, weights = read_codec_weights(ckpt, codec or what, str(path), "vcm" if codec is None else format)
     try:
-        model = make(ckpt["config"])
+        model = make(config)
     except (TypeError, ValueError, KeyError) as e:
         raise ValueError(f"{path} is not a checkpoint of {what} (its config does not fit: {e})") from e
+    check_state(model.state_dict(), weights, str(path), what, skip=TABLES)
     update_tables(model)  # placeholder coder tables for the keys the file leaves out
-    state = {k: v for k, v in model.state_dict().items() if k.endswith(TABLES)} | ckpt["state_dict"]
+    state = {k: v for k, v in model.state_dict().items() if k.endswith(TABLES)} | dict(weights)
     model.load_state_dict(state)
     update_tables(model)  # the coder tables of the loaded weights
     return model.eval()

@@ -1,13 +1,20 @@
-"""CompressAI zoo models (bmshj2018-*, mbt2018*, cheng2020-*) from a checkpoint file.
+"""CompressAI zoo models (bmshj2018-*, mbt2018*, cheng2020-*): the official pretrained weights or a checkpoint file.
 
-Pretrained weights are read from ``checkpoint`` (a file path). Online users can download the
-official file first; its URL is printed when the file is missing. The canvas is padded to a
-multiple of 64, coded with the model's own entropy coder (rANS), and cropped after decoding. The payload holds the
-latent shape (2 x uint16) followed by the model's strings.
+``pretrained: true`` with ``quality`` reads compressai's official file for (arch, metric, quality)
+from torch's hub cache, ``$TORCH_HOME/hub/checkpoints/<file name of its URL>`` (where
+``torch.hub.load_state_dict_from_url`` puts it), downloading it once when online. The attempt is
+bounded by ``VCM_DOWNLOAD_TIMEOUT`` seconds per socket operation (default 20); ``VCM_OFFLINE=1``
+skips it. A file that cannot be had is one error naming the cache file and the URL.
+``checkpoint`` (a path) reads an official file fetched by hand or one ``vcm train`` wrote.
+
+The canvas is padded to a multiple of 64, coded with the model's own entropy coder (rANS), and
+cropped after decoding. The payload holds the latent shape (2 x uint16) followed by the model's strings.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 import struct
 from pathlib import Path
 from typing import Any
@@ -29,6 +36,54 @@ def official_url(arch: str, metric: str, quality: int) -> str | None:
     from compressai.zoo.image import model_urls
 
     return model_urls.get(arch, {}).get(metric, {}).get(quality)
+
+
+def zoo_qualities(arch: str, metric: str = "mse") -> list[int]:
+    """The qualities compressai publishes weights for (``arch``, ``metric``); raises on an unknown pair."""
+    from compressai.zoo.image import model_architectures, model_urls
+
+    if arch not in model_architectures:
+        raise ValueError(f"unknown compressai architecture {arch!r}; known: {', '.join(model_architectures)}")
+    metrics = model_urls.get(arch, {})
+    if metric not in metrics:
+        known = ", ".join(metrics) or "none"
+        raise ValueError(f"compressai publishes no {arch} weights for metric {metric!r}; metrics: {known}")
+    return sorted(metrics[metric])
+
+
+def zoo_file(arch: str, metric: str, quality: int) -> tuple[Path, str]:
+    """(hub-cache path, URL) of compressai's official weights: ``torch.hub.get_dir()/checkpoints/<URL's
+    file name>``, the file ``torch.hub.load_state_dict_from_url`` writes (``$TORCH_HOME`` is read now)."""
+    qualities = zoo_qualities(arch, metric)
+    if quality not in qualities:
+        raise ValueError(f"compressai {arch} ({metric}) has qualities {qualities[0]}..{qualities[-1]}, got {quality}")
+    url = official_url(arch, metric, quality)
+    assert url is not None
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url), url
+
+
+def fetch_zoo_file(arch: str, metric: str, quality: int) -> Path:
+    """The official weights file in the hub cache, downloaded first when absent (unless
+    ``VCM_OFFLINE=1``); each socket operation waits at most ``VCM_DOWNLOAD_TIMEOUT`` s (20)."""
+    import re
+
+    path, url = zoo_file(arch, metric, quality)
+    if path.is_file():
+        return path
+    where = f"compressai {arch} q{quality} ({metric}) weights not in the hub cache: {path}"
+    fix = f"download {url} to that path (TORCH_HOME sets the cache folder)"
+    if os.environ.get("VCM_OFFLINE", "") not in ("", "0"):
+        raise MissingAssetError(f"{where}; VCM_OFFLINE is set, so {fix}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    old, digest = socket.getdefaulttimeout(), re.search(r"-([a-f0-9]+)\.", path.name)
+    socket.setdefaulttimeout(float(os.environ.get("VCM_DOWNLOAD_TIMEOUT", "20")))
+    try:
+        torch.hub.download_url_to_file(url, str(path), digest.group(1) if digest else None, progress=False)
+    except (OSError, RuntimeError) as e:  # URLError, timeouts, a hash mismatch
+        raise MissingAssetError(f"{where}; the download failed ({getattr(e, 'reason', e)}): {fix}") from e
+    finally:
+        socket.setdefaulttimeout(old)
+    return path
 
 
 def load_zoo_model(arch: str, checkpoint: str | Path) -> torch.nn.Module:
@@ -83,18 +138,34 @@ class CompressAICoder:
         return np.ascontiguousarray((x * 255).round().byte().permute(1, 2, 0).cpu().numpy())
 
 
-def compressai_codec(*, arch: str, checkpoint: str, quality: int | None = None, metric: str = "mse",
-                     mode: str = "full", fill: str = "blur", fill_value: int = 128,
-                     blur_sigma: float = 16.0, device: torch.device | None = None) -> FrameCodec:
-    """A compressai zoo codec (``arch`` e.g. ``mbt2018-mean``) from a local checkpoint file: the
-    official zoo file for ``quality`` (named in the error when absent) or one ``vcm train`` wrote."""
-    path = Path(expand_path(checkpoint))
+def compressai_codec(*, arch: str, checkpoint: str | None = None, quality: int | None = None,
+                     pretrained: bool = False, metric: str = "mse", mode: str = "full", fill: str = "blur",
+                     fill_value: int = 128, blur_sigma: float = 16.0, device: torch.device | None = None) -> FrameCodec:
+    """A compressai zoo codec (``arch`` e.g. ``mbt2018-mean``): the official weights for ``quality``
+    (``pretrained: true``, from torch's hub cache) or a ``checkpoint`` file (an official file, or
+    one ``vcm train`` wrote; ``quality`` then only names the official URL when the file is absent)."""
+    if checkpoint and pretrained:
+        raise ValueError(f"compressai {arch}: give either checkpoint (a path) or pretrained: true, not both")
+    if quality is not None:
+        zoo_file(arch, metric, quality)  # an arch, metric and quality compressai publishes
+    path = Path(expand_path(checkpoint)) if checkpoint else zoo_path(arch, metric, quality, pretrained)
     if not path.is_file():
         url = official_url(arch, metric, quality) if quality is not None else None
         hint = f"; the official weights are at {url}" if url else ""
         raise MissingAssetError(f"compressai checkpoint for {arch} not found: {path}{hint}")
-    coder = CompressAICoder(load_zoo_model(arch, path), device or torch.device("cpu"), checkpoint)
+    source = checkpoint or f"{arch} q{quality} ({metric}) official weights"
+    coder = CompressAICoder(load_zoo_model(arch, path), device or torch.device("cpu"), source)
     return FrameCodec(coder, mode=mode, fill=fill, fill_value=fill_value, blur_sigma=blur_sigma)
+
+
+def zoo_path(arch: str, metric: str, quality: int | None, pretrained: bool) -> Path:
+    """The official file ``pretrained`` asks for (fetched when needed); refuses contradictory params."""
+    if not pretrained:
+        raise ValueError(f"compressai {arch}: give checkpoint (a path) or pretrained: true with a quality")
+    if quality is None:
+        qualities = zoo_qualities(arch, metric)
+        raise ValueError(f"compressai {arch}: pretrained: true needs a quality ({qualities[0]}..{qualities[-1]})")
+    return fetch_zoo_file(arch, metric, quality)
 
 
 def save_random_checkpoint(arch: str, quality: int, path: str | Path, seed: int = 0) -> Path:

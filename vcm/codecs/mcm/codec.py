@@ -37,8 +37,13 @@ def save_mcm_checkpoint(model: McmModel, path: str | Path, half: bool = False, *
     return save_codec_checkpoint(model, model.cfg.to_dict(), path, half, **extra)
 
 
-def load_mcm(path: str | Path) -> McmModel:
-    return load_codec_checkpoint(path, lambda cfg: McmModel(McmConfig.from_dict(cfg)), "MCM")
+def load_mcm(path: str | Path, format: str = "auto", heads: tuple[int, int] | None = None) -> McmModel:
+    """A vcm MCM checkpoint or an official one (converted on the way, :mod:`.official`);
+    ``heads`` (encoder, decoder) replaces the stored attention head counts (an official file's
+    shapes do not tell them: MCM's 12 and 16 otherwise)."""
+    extra = {} if heads is None else {"enc_heads": int(heads[0]), "dec_heads": int(heads[1])}
+    return load_codec_checkpoint(path, lambda cfg: McmModel(McmConfig.from_dict({**cfg, **extra})), "MCM",
+                                 codec="mcm", format=format)
 
 
 def sending_order(mask: Mask) -> np.ndarray:
@@ -78,6 +83,9 @@ class McmCodec:
             raise ValueError(f"positions must be one of {CODERS}, got {positions!r}")
         if tile < 0 or tile % model.cfg.patch:
             raise ValueError(f"tile must be 0 or a positive multiple of the {model.cfg.patch}-px patch, got {tile}")
+        if model.cfg.official and not 0 < tile <= model.cfg.pos_grid * model.cfg.patch:
+            raise ValueError(f"this MCM has positions for {model.cfg.pos_grid * model.cfg.patch}-px tiles: "
+                             f"tile must be a multiple of {model.cfg.patch} up to that, got {tile}")
         self.device = device or torch.device("cpu")
         self.model, self.positions, self.patch = model.to(self.device).eval(), positions, model.cfg.patch
         self.tile = tile // self.patch
@@ -133,7 +141,9 @@ class McmCodec:
         return Decoded(np.ascontiguousarray(img), Mask.from_grid(grid.reshape(shape), c.height, c.width, c.unit))
 
 
-def mcm(*, checkpoint: str, positions: str = "huffman", tile: int = 256,
-        device: torch.device | None = None) -> McmCodec:
-    """MCM from a checkpoint written by :func:`save_mcm_checkpoint` (or ``vcm train``)."""
-    return McmCodec(load_mcm(checkpoint), positions, tile, device, checkpoint)
+def mcm(*, checkpoint: str, format: str = "auto", positions: str = "huffman", tile: int = 256,
+        heads: list[int] | None = None, device: torch.device | None = None) -> McmCodec:
+    """MCM from a checkpoint written by :func:`save_mcm_checkpoint` (or ``vcm train``) or by
+    MCM's official ``main_compress.py`` (``format``: auto / vcm / official; ``heads``: see :func:`load_mcm`)."""
+    return McmCodec(load_mcm(checkpoint, format, None if heads is None else (heads[0], heads[1])),
+                    positions, tile, device, checkpoint)

@@ -32,16 +32,27 @@ from torch.nn.utils.rnn import pad_sequence
 
 from vcm.codecs.checkpoint import ArchConfig
 from vcm.codecs.entropy import ChARM, conv_net
+from vcm.codecs.entropy.bottleneck import SignedEntropyBottleneck
 from vcm.codecs.entropy.hyper import hyper_analysis, hyper_synthesis
 from vcm.codecs.mcm.vit import Decoder, Encoder
 
 ORDERS = ("sampling", "spatial")
+LAYOUTS = ("official", "vcm")
 LATENT_GAIN = 4.0  # std of y at initialisation, in quantisation steps
 
 
 @dataclass(frozen=True)
 class McmConfig(ArchConfig):
-    """Architecture; the defaults are the paper's ViT-B model (brief 5.3)."""
+    """Architecture; the defaults are the paper's ViT-B model (brief 5.3).
+
+    ``layout``: ``official`` is MCM's code (``compressai/models/MCM.py``): g_a and g_s end in a
+    GELU, the position embeddings are stored ``pos_grid`` x ``pos_grid`` tables (MCM:
+    256-px images / 16-px patches), and z's likelihood is its compressai fork's
+    (:mod:`vcm.codecs.entropy.bottleneck`), so official checkpoints code exactly as MCM does
+    (:mod:`vcm.codecs.mcm.official`). ``vcm`` is the legacy layout: no final GELU (y centred on
+    0) and sin-cos positions computed for any grid (whole large images in one tile). Files
+    written before this field existed are the vcm layout.
+    """
 
     patch: int = 16
     enc_dim: int = 768
@@ -57,6 +68,23 @@ class McmConfig(ArchConfig):
     max_support: int = 6
     charm_hidden: tuple[int, ...] = (224, 176, 128, 64)
     order: str = "sampling"  # training token order: random permutation (MCM's sampling) or raster
+    layout: str = "official"
+    pos_grid: int = 16  # official layout: side of the stored position tables, in patches
+
+    def __post_init__(self) -> None:
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {LAYOUTS}, got {self.layout!r}")
+        if self.pos_grid < 1:
+            raise ValueError(f"pos_grid must be >= 1, got {self.pos_grid}")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> McmConfig:
+        """A stored config; one without ``layout`` predates the field: the vcm layout."""
+        return super().from_dict({"layout": "vcm", **d})
+
+    @property
+    def official(self) -> bool:
+        return self.layout == "official"
 
     @property
     def latent(self) -> int:
@@ -69,11 +97,12 @@ def layout(v: int) -> tuple[int, int]:
     return -(-v // cols), cols
 
 
-def _pointwise(widths: tuple[int, ...], transpose: bool) -> nn.Sequential:
+def _pointwise(widths: tuple[int, ...], transpose: bool, final_act: bool) -> nn.Sequential:
+    """1x1 (transposed) convs with GELU between and, when ``final_act``, after the last."""
     layers: list[nn.Module] = []
     for a, b in zip(widths[:-1], widths[1:]):
         layers += [nn.ConvTranspose2d(a, b, 1) if transpose else nn.Conv2d(a, b, 1), nn.GELU()]
-    return nn.Sequential(*layers[:-1])
+    return nn.Sequential(*(layers if final_act else layers[:-1]))
 
 
 @torch.no_grad()
@@ -102,16 +131,17 @@ class McmModel(CompressionModel):
             raise ValueError(f"hyper needs 5 widths (h_a's five convs), got {len(cfg.hyper)}")
         self.cfg = cfg
         m, h = cfg.latent, cfg.hyper
-        self.encoder = Encoder(cfg.patch, cfg.enc_dim, cfg.enc_depth, cfg.enc_heads, cfg.mlp_ratio)
-        self.decoder = Decoder(cfg.patch, cfg.enc_dim, cfg.dec_dim, cfg.dec_depth, cfg.dec_heads, cfg.mlp_ratio)
-        self.g_a = _pointwise((cfg.enc_dim, *cfg.analysis), transpose=False)
-        self.g_s = _pointwise((cfg.enc_dim, *cfg.analysis)[::-1], transpose=True)
+        table = cfg.pos_grid if cfg.official else 0
+        self.encoder = Encoder(cfg.patch, cfg.enc_dim, cfg.enc_depth, cfg.enc_heads, cfg.mlp_ratio, table)
+        self.decoder = Decoder(cfg.patch, cfg.enc_dim, cfg.dec_dim, cfg.dec_depth, cfg.dec_heads, cfg.mlp_ratio, table)
+        self.g_a = _pointwise((cfg.enc_dim, *cfg.analysis), transpose=False, final_act=cfg.official)
+        self.g_s = _pointwise((cfg.enc_dim, *cfg.analysis)[::-1], transpose=True, final_act=cfg.official)
         _init_pointwise(self.g_a, out_gain=LATENT_GAIN)
         _init_pointwise(self.g_s, in_gain=LATENT_GAIN)
         self.h_a = hyper_analysis(m, h)
         self.h_mean_s, self.h_scale_s = hyper_synthesis(m, h), hyper_synthesis(m, h)
         self.charm = ChARM(m, cfg.slices, m, conv_net(cfg.charm_hidden), max_support=cfg.max_support)
-        self.entropy_bottleneck = EntropyBottleneck(h[-1])
+        self.entropy_bottleneck = (SignedEntropyBottleneck if cfg.official else EntropyBottleneck)(h[-1])
         self.gaussian_conditional = GaussianConditional(None)
 
     # -- token grid ---------------------------------------------------------------------------

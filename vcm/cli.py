@@ -91,8 +91,10 @@ def _run(args: argparse.Namespace) -> int:
     t = time.perf_counter()
     exp = prepare(load_config(args.config, args.overrides), base_dir=Path(args.config).resolve().parent.parent)
     anchor = exp.config.report.anchor
-    if anchor and not args.no_report and exp.plan.resolve(anchor) not in exp.plan.series():
-        raise ValueError(f"report.anchor {anchor!r} is not a series of this grid; series: {', '.join(exp.plan.series())}")
+    if not args.no_report:  # a bad anchor or reference name fails before any image is coded
+        from vcm.report.references import check_series
+
+        check_series(exp.config.report.references, exp.plan.series(), exp.plan.resolve(anchor) if anchor else None)
     n, unit = len(exp.dataset.ids()), "clips" if is_sequence(exp.dataset) else "images"
     trackers = f"; trackers: {', '.join(t.label for t in exp.plan.trackers)}" if exp.plan.trackers else ""
     print(f"{exp.config.name}: {n} {unit} x {len(exp.plan.points)} points "

@@ -80,8 +80,14 @@ class ReportConfig:
     gallery: int = 2                  # images shown decoded by every series in the HTML report (0: none)
     bpp: str = "mean"                 # rate of curves and BD: mean of per-image bpp | pooled (bits / pixels)
     bootstrap: int = 0                # image-bootstrap resamples for 95 % intervals (0: off; e.g. 200)
+    references: tuple[Any, ...] = ()  # published curves (vcm.report.references.Reference): CSV paths or
+                                      # inline {series, metric, source, bpp, value}; read and checked here
 
     def __post_init__(self) -> None:
+        if self.references:
+            from vcm.report.references import parse_references
+
+            object.__setattr__(self, "references", parse_references(self.references))
         if self.bd_method not in ("pchip", "akima", "cubic"):
             raise ConfigError(f"report.bd_method must be pchip, akima or cubic, got {self.bd_method!r}")
         if self.gallery < 0 or self.bootstrap < 0:
@@ -137,7 +143,8 @@ class ExperimentConfig:
             "output_dir": self.output_dir, "device": self.device, "seed": self.seed,
             "executor": dataclasses.asdict(self.executor), "exclude": [dict(e) for e in self.exclude], "plugins": list(self.plugins),
             "eval": dataclasses.asdict(self.eval),
-            "report": {**dataclasses.asdict(self.report), "formats": list(self.report.formats)},
+            "report": {**dataclasses.asdict(self.report), "formats": list(self.report.formats),
+                       "references": [r.to_dict() for r in self.report.references]},
         }
 
 

@@ -32,13 +32,14 @@ TRACK_KEYS = ("HOTA", "DetA", "AssA", "MOTA", "IDF1", "IDSW")  # trackeval, in [
 
 @dataclass
 class Row:
-    """One rate point (or the uncompressed reference) with its means and task scores."""
+    """One rate point (or the uncompressed reference, or a published point) with its means and task scores."""
 
     series: str
     point: str
     images: int
     values: dict[str, float | None] = field(default_factory=dict)
     samples: dict[str, Any] = field(default_factory=dict)  # bootstrap: metric -> (B,) values
+    source: str = ""  # a published point (report.references): where it comes from; "" when measured
 
 
 def primary_metric(kind: str) -> str:

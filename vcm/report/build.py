@@ -18,7 +18,9 @@ from vcm.pipeline.store import ResultStore
 from vcm.report.aggregate import aggregate
 from vcm.report.bdrate import METHODS
 from vcm.report.gallery import gallery
-from vcm.report.render import write_report
+from vcm.report.published import reference_rows
+from vcm.report.references import check_series
+from vcm.report.render import rate_key, write_report
 
 
 @contextmanager
@@ -63,13 +65,17 @@ def make_report(run_dir: str | Path, anchor: str | None = None, method: str | No
             exp = prepare(cfg, base_dir=Path.cwd())
             series = exp.plan.series()
             anchor = exp.plan.resolve(anchor or cfg.report.anchor or series[0])
-            if anchor not in series:
-                raise ValueError(f"anchor {anchor!r} is not a series of this run; series: {', '.join(series)}")
+            check_series(cfg.report.references, series, anchor)
             method = method or cfg.report.bd_method
             if method not in METHODS:
                 raise ValueError(f"BD interpolation must be one of {', '.join(METHODS)}, got {method!r}")
             t = time.perf_counter()
             rows = aggregate(exp, store, progress)
+            published, left_out = reference_rows(cfg.report.references, rows, rate_key(rows))
+            if anchor in left_out:
+                raise ValueError(f"anchor {anchor!r} is a published reference this run cannot be compared with: "
+                                 f"{left_out[anchor]}")
+            rows += published
             clips = is_sequence(exp.dataset)  # no gallery: an inter codec's frame cannot be re-coded alone
             shots = [] if clips else gallery(exp, _report_dir(run_dir), cfg.report.gallery, resolve_device(cfg.device))
     finally:
@@ -86,6 +92,7 @@ def make_report(run_dir: str | Path, anchor: str | None = None, method: str | No
                    else "mean of the images' bpp (bytes x 8 / pixels, header and side info included)",
             "same computation, reported once": "; ".join(f"{a} = {b}" for a, b in exp.plan.aliases) or "none",
             "fidelity": _fidelity(cfg.eval.msssim, cfg.eval.lpips),
+            "published references": ", ".join(f"{r.series} ({r.metric})" for r in cfg.report.references) or "none",
             "stage times (ms_*)": "mean ms per image where the stage ran for that point; an output reused "
                                   "from another point of the image (a shared mask, an identical decode) is not counted",
             "aggregation time (s)": round(time.perf_counter() - t, 1)}
@@ -93,7 +100,8 @@ def make_report(run_dir: str | Path, anchor: str | None = None, method: str | No
     context = {"tasks": {t.label: t.type for t in exp.plan.tasks},
                "grid": {k: [dataclasses.asdict(s) | {"label": auto_label(s)} for s in specs] for k, specs in cfg.grid.items()},
                "provenance": json.loads(prov.read_text()) if prov.is_file() else {},
-               "cautions": cautions(cfg.grid), "gallery": shots}
+               "cautions": cautions(cfg.grid), "gallery": shots,
+               "references": cfg.report.references, "left_out": left_out}
     files = write_report(rows, run_dir / "report", f"vcm report: {cfg.name}", anchor, method, info, context)
     (run_dir / "report" / SIGNATURE).write_text(signature)
     return files

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from vcm.report.bdrate import FLAG_TEXT, METHODS
+from vcm.report.published import TAG
 
 CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1500px;color:#222}
 table{border-collapse:collapse;margin:.6em 0;font-size:13px}th,td{border:1px solid #ccc;padding:3px 7px}
@@ -63,7 +64,7 @@ def bd_section(bd: list[dict[str, Any]], metric: str) -> str:
     """The BD rows of one metric, ranked by headline BD-rate (n/a last), flags spelled out."""
     rows = sorted((b for b in bd if b["metric"] == metric),
                   key=lambda b: (b["bd_rate_pct"] is None, b["bd_rate_pct"] or 0.0))
-    recs = [{"series": b["series"], "BD-rate %": b["bd_rate_pct"] if b["bd_rate_pct"] is not None else "n/a",
+    recs = [{"series": b["series"] + (f" ({TAG})" if b.get("published") else ""), "BD-rate %": b["bd_rate_pct"] if b["bd_rate_pct"] is not None else "n/a",
              **({"95 % CI (bootstrap)": b["bd_rate_ci95"] or "n/a"} if any(x.get("bd_rate_ci95") for x in rows) else {}),
              **{f"{m} %": b[f"bd_rate_{m}"] for m in METHODS}, "overlap %": b["overlap_pct"],
              "points (anchor/test)": b["points"], f"BD-{metric}": b["bd_metric"],
@@ -101,8 +102,9 @@ def settings_rows(grid: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]
 
 def page(title: str, anchor: str, method: str, info: dict[str, Any], cautions: list[str],
          bd: list[dict[str, Any]], summary: list[dict[str, Any]], plots: dict[str, Path],
-         grid: dict[str, list[dict[str, Any]]], provenance: dict[str, Any], shots: Sequence[Path] = ()) -> str:
-    """The whole page as one string (images embedded)."""
+         grid: dict[str, list[dict[str, Any]]], provenance: dict[str, Any], shots: Sequence[Path] = (),
+         references: str = "") -> str:
+    """The whole page as one string (images embedded); ``references``: the published-curves section."""
     esc = html.escape
     parts = [f"<h1>{esc(title)}</h1>"]
     parts += [f'<p class="caution">{esc(c)}</p>' for c in cautions]
@@ -114,6 +116,7 @@ def page(title: str, anchor: str, method: str, info: dict[str, Any], cautions: l
         parts.append(f"<h3>{esc(metric)}</h3>" + (bd_section(bd, metric) if any(b['metric'] == metric for b in bd)
                                                   else "<p>No BD values for this metric (lower is better, or "
                                                        "no anchor curve).</p>") + _image(path, metric))
+    parts.append(references)
     parts.append("<h2>Rate points</h2><p>Means over the images; bpp from the bytes (header + side info + "
                  "payload) over the image area.</p>" + table(summary_rows(summary)))
     if shots:

@@ -12,6 +12,9 @@ from vcm.report.aggregate import QUALITY_KEYS, RATE_KEYS, Row, finite
 from vcm.report.bdrate import FLAG_TEXT, METHODS, Curve, bd_metric, bd_rate
 from vcm.report.bootstrap import bd_interval
 from vcm.report.html import page
+from vcm.report.published import TAG, bd_vs_references
+from vcm.report.published import html_section as references_html
+from vcm.report.published import markdown as references_md
 
 
 def metric_keys(rows: list[Row]) -> list[str]:
@@ -49,14 +52,16 @@ def curves(rows: list[Row], metric: str) -> dict[str, Curve]:
     return {s: Curve(tuple(p[0] for p in v), tuple(p[1] for p in v)).sorted() for s, v in pts.items()}
 
 
-def bd_table(rows: list[Row], anchor: str, method: str) -> list[dict[str, Any]]:
+def bd_table(rows: list[Row], anchor: str, method: str, metrics: list[str] | None = None) -> list[dict[str, Any]]:
     """One row per (series, metric): BD-rate (headline ``method`` and all three interpolations)
-    and BD-metric vs ``anchor``, the curves' overlap, the points used and the flags raised."""
+    and BD-metric vs ``anchor``, the curves' overlap, the points used and the flags raised
+    (``metrics``: these only; default every BD metric of the rows)."""
     out = []
     by_series: dict[str, list[Row]] = defaultdict(list)
     for r in rows:
         by_series[r.series].append(r)
-    for metric in bd_metrics(rows):
+    most = max((r.images for r in rows if not r.source), default=0)
+    for metric in metrics or bd_metrics(rows):
         cs = curves(rows, metric)
         if anchor not in cs:
             continue
@@ -65,8 +70,7 @@ def bd_table(rows: list[Row], anchor: str, method: str) -> list[dict[str, Any]]:
                 continue
             rate, gap = bd_rate(cs[anchor], c, method), bd_metric(cs[anchor], c, method)
             ci = bd_interval(by_series[anchor], by_series[series], metric, method)
-            most = max(r.images for r in rows)
-            partial = ("partial",) * any(r.images < most for r in by_series[anchor] + by_series[series])
+            partial = ("partial",) * any(r.images < most for r in by_series[anchor] + by_series[series] if not r.source)
             out.append({"series": series, "metric": metric, "anchor": anchor, "bd_rate_pct": rate.value,
                         **{f"bd_rate_{m}": rate.methods.get(m) for m in METHODS},
                         "overlap_pct": None if rate.overlap is None else 100 * rate.overlap,
@@ -74,7 +78,7 @@ def bd_table(rows: list[Row], anchor: str, method: str) -> list[dict[str, Any]]:
                         "points": f"{rate.points[0]}/{rate.points[1]}", "bd_metric": gap.value,
                         "bd_metric_overlap_pct": None if gap.overlap is None else 100 * gap.overlap,
                         "flags": " ".join(dict.fromkeys(rate.flags + gap.flags + partial)), "note": rate.note or gap.note,
-                        "monotonic": c.monotonic})
+                        "monotonic": c.monotonic, "published": bool(by_series[series][0].source)})
     return out
 
 
@@ -117,13 +121,23 @@ def write_csv(path: Path, records: list[dict[str, Any]]) -> None:
 
 
 def series_styles(rows: list[Row]) -> dict[str, tuple[Any, str, str]]:
-    """(colour, marker, line style) per series, fixed by first appearance: the same in every plot."""
+    """(colour, marker, line style) per series, fixed by first appearance: the same in every plot;
+    published reference curves in greys, dotted, with their own markers."""
     import matplotlib
 
     colours = matplotlib.colormaps["tab10"].colors
-    names = list(dict.fromkeys(r.series for r in rows if r.series != "reference"))
+    names = list(dict.fromkeys(r.series for r in rows if r.series != "reference" and not r.source))
     markers, styles = ("o", "s", "^", "D", "v", "x"), ("-", "--", ":", "-.")
-    return {s: (colours[i % 10], markers[i % 6], styles[i // 10 % 4]) for i, s in enumerate(names)}
+    out = {s: (colours[i % 10], markers[i % 6], styles[i // 10 % 4]) for i, s in enumerate(names)}
+    published = list(dict.fromkeys(r.series for r in rows if r.source))
+    greys = ("0.15", "0.45", "0.65")
+    out.update({s: (greys[i % 3], ("*", "P", "X", "h")[i % 4], ":") for i, s in enumerate(published)})
+    return out
+
+
+def legend_label(rows: list[Row], series: str) -> str:
+    """The series name; a published curve's says so."""
+    return series + (f" ({TAG})" if any(r.source for r in rows if r.series == series) else "")
 
 
 def plot_title(metric: str, tasks: dict[str, str], axis: str = "bpp") -> str:
@@ -136,9 +150,10 @@ def plot_title(metric: str, tasks: dict[str, str], axis: str = "bpp") -> str:
 
 
 def plot_metric(rows: list[Row], metric: str, path: Path, flagged: dict[str, str], title: str = "",
-                styles: dict[str, tuple[Any, str, str]] | None = None) -> None:
-    """Metric vs bpp, one line per series (fixed style per series); the uncompressed reference
-    as a dashed line; a series' flags in brackets in the legend."""
+                styles: dict[str, tuple[Any, str, str]] | None = None) -> list[str]:
+    """Metric vs bpp, one line per series (fixed style per series, published curves dotted grey);
+    the uncompressed reference as a dashed line; a series' flags in brackets in the legend.
+    Returns the legend's labels."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -149,7 +164,8 @@ def plot_metric(rows: list[Row], metric: str, path: Path, flagged: dict[str, str
     for series, c in curves(rows, metric).items():
         colour, marker, ls = styles[series]
         mark = f" [{flagged[series]}]" if flagged.get(series) else ""
-        ax.plot(c.rate, c.metric, color=colour, ls=ls, marker=marker, ms=4, lw=1.4, alpha=0.85, label=series + mark)
+        ax.plot(c.rate, c.metric, color=colour, ls=ls, marker=marker, ms=4, lw=1.4, alpha=0.85,
+                label=legend_label(rows, series) + mark)
         band = sorted((r.values[axis], r.values.get(f"{metric}_lo"), r.values.get(f"{metric}_hi")) for r in rows
                       if r.series == series and finite(r.values.get(axis)) and finite(r.values.get(metric)))
         if band and all(lo is not None and hi is not None for _, lo, hi in band):
@@ -165,29 +181,38 @@ def plot_metric(rows: list[Row], metric: str, path: Path, flagged: dict[str, str
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+    legend = ax.get_legend()
+    return [t.get_text() for t in legend.get_texts()] if legend else []
 
 
 def write_report(rows: list[Row], out: Path, title: str, anchor: str, method: str,
                  info: dict[str, Any], context: dict[str, Any] | None = None) -> dict[str, Path]:
     """Write every report file under ``out``; returns name -> path. ``context`` may hold
-    ``tasks`` (label -> type), ``grid`` (the config's grid), ``provenance`` and ``cautions``."""
+    ``tasks`` (label -> type), ``grid`` (the config's grid), ``provenance``, ``cautions``,
+    ``references`` (published curves, whose points are rows with a ``source``) and ``left_out``
+    (reference -> why it is not drawn)."""
     ctx = context or {}
     out.mkdir(parents=True, exist_ok=True)
-    summary, bd = summary_records(rows), bd_table(rows, anchor, method)
+    refs, left_out = ctx.get("references", ()), ctx.get("left_out", {})
+    summary, bd = summary_records([r for r in rows if not r.source]), bd_table(rows, anchor, method)
+    vs_refs = bd_vs_references(rows, refs, anchor, method)
     write_csv(out / "summary.csv", summary)
-    write_csv(out / "bdrate.csv", bd)
-    plots, styles = {}, series_styles(rows)
+    write_csv(out / "bdrate.csv", bd + vs_refs)
+    plots, styles, drawn = {}, series_styles(rows), {}
     for metric in bd_metrics(rows) + ["psnr_in", "psnr_out", "lpips"]:  # plots only: no BD value
         flagged = {b["series"]: b["flags"] for b in bd if b["metric"] == metric}
         if curves(rows, metric):
             plots[metric] = out / f"{metric.replace(':', '_')}_vs_bpp.png"
-            plot_metric(rows, metric, plots[metric], flagged, plot_title(metric, ctx.get("tasks", {}), rate_key(rows)), styles)
-    md = _markdown(title, anchor, info, summary, bd, plots)
+            drawn[metric] = plot_metric(rows, metric, plots[metric], flagged,
+                                        plot_title(metric, ctx.get("tasks", {}), rate_key(rows)), styles)
+    md = _markdown(title, anchor, info, summary, bd, plots) + references_md(refs, left_out, vs_refs)
     (out / "report.md").write_text(md)
     (out / "report.html").write_text(page(title, anchor, method, info, ctx.get("cautions", []), bd, summary,
                                           plots, ctx.get("grid", {}), ctx.get("provenance", {}),
-                                          ctx.get("gallery", [])))
-    (out / "summary.json").write_text(json.dumps({"rows": summary, "bdrate": bd, "info": info}, indent=1))
+                                          ctx.get("gallery", []), references_html(refs, left_out, vs_refs)))
+    (out / "summary.json").write_text(json.dumps({"rows": summary, "bdrate": bd, "bd_vs_references": vs_refs,
+                                                  "references": [r.to_dict() for r in refs], "legends": drawn,
+                                                  "info": info}, indent=1))
     return {"md": out / "report.md", "html": out / "report.html", "csv": out / "summary.csv",
             "bdrate": out / "bdrate.csv", **{f"plot:{k}": v for k, v in plots.items()}}
 
@@ -207,7 +232,7 @@ def _markdown(title: str, anchor: str, info: dict[str, Any], summary: list[dict[
 def _bd_pivot(bd: list[dict[str, Any]]) -> list[dict[str, Any]]:
     table: dict[str, dict[str, Any]] = {}
     for b in bd:
-        row = table.setdefault(b["series"], {"series": b["series"]})
+        row = table.setdefault(b["series"], {"series": b["series"] + (f" ({TAG})" if b.get("published") else "")})
         v = b["bd_rate_pct"]
         row[b["metric"]] = ("n/a" if v is None else f"{v:+.2f}") + (f" [{b['flags']}]" if b["flags"] else "")
     return list(table.values())

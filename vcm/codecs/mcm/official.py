@@ -105,8 +105,9 @@ def convert_state(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         else:
             out[name] = v
     if unplaced:
-        raise ValueError(f"official MCM checkpoint has keys vcm's model has no place for: {', '.join(sorted(unplaced)[:6])}"
-                         + (f" (+{len(unplaced) - 6} more)" if len(unplaced) > 6 else ""))
+        more = f" (+{len(unplaced) - 6} more)" if len(unplaced) > 6 else ""
+        raise ValueError(f"official MCM checkpoint has keys vcm's model has no place for: "
+                         f"{', '.join(sorted(unplaced)[:6])}{more}")
     w = state["patch_embed.proj.weight"]
     out["encoder.embed.weight"] = w.permute(0, 2, 3, 1).reshape(w.shape[0], -1)  # (D, p, p, 3): vcm's patchify
     out["encoder.cls"] = state["cls_token"] + state["pos_embed"][:, :1]

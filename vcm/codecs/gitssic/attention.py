@@ -2,8 +2,8 @@
 
 Tokens attend only to tokens of the same group inside their (shifted) window. In shifted
 windows the Swin region labels and the group ids are combined as ``region * G + group`` (G =
-number of group ids), which cannot collide; the released code adds them, which can let two
-groups meet (brief 2.3 caveat).
+number of group ids), which cannot collide; the released code adds them (``combine="sum"``,
+the ``released`` layout only), which can let two groups meet (brief 2.3 caveat).
 """
 
 from __future__ import annotations
@@ -36,14 +36,15 @@ def shift_regions(h: int, w: int, ws: int, shift: int, device: torch.device | No
     return img
 
 
-def allowed_pairs(groups: torch.Tensor, ws: int, shift: int) -> torch.Tensor:
+def allowed_pairs(groups: torch.Tensor, ws: int, shift: int, combine: str = "product") -> torch.Tensor:
     """Which token pairs may attend: bool (B * nW, ws*ws, ws*ws) from int group ids (B, H, W).
 
-    ``groups`` is already rolled by ``-shift`` when ``shift`` > 0 (as the tokens are).
+    ``groups`` is already rolled by ``-shift`` when ``shift`` > 0 (as the tokens are); shifted
+    labels are ``region * G + group`` (``product``) or the released code's ``region + group``.
     """
     labels = groups.long()
     if shift:
-        span = int(labels.max()) + 1
+        span = int(labels.max()) + 1 if combine == "product" else 1
         labels = shift_regions(*labels.shape[1:], ws, shift, labels.device) * span + labels
     win = window_partition(labels[..., None], ws)[..., 0]  # (B*nW, N)
     return win[:, :, None] == win[:, None, :]
@@ -74,5 +75,5 @@ class GroupWindowAttention(nn.Module):
         q, k, v = self.qkv(x).reshape(bw, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
         bias = self.rel_bias[self.rel_index].permute(2, 0, 1)[None]  # (1, heads, N, N)
         bias = bias.masked_fill(~allowed[:, None], float("-inf"))
-        attn = torch.softmax(q @ k.transpose(-1, -2) * (c // self.heads) ** -0.5 + bias, dim=-1)
+        attn = torch.softmax((q * (c // self.heads) ** -0.5) @ k.transpose(-1, -2) + bias, dim=-1)
         return self.proj((attn @ v).transpose(1, 2).reshape(bw, n, c))

@@ -1,16 +1,22 @@
-"""GIT-SSIC network (brief 2.2): GI Swin transforms, a group-wise conv hyperprior, ChARM 1x1.
+"""GIT-SSIC network (brief 2.2): GI Swin transforms, a conv hyperprior, ChARM 1x1.
 
-    x (B,3,H,W), groups (B,H/16,W/16) --g_a--> y (B,M,H/16,W/16)
+    x (B,3,H,W), groups (B,H/16,W/16) --g_a--> y (B,M,H/16,W/16), clamped to [-255.5, 256.49]
     per group g: y * 1[g] --h_a--> z_g (B,Cz,H/64,W/64), kept on g's footprint cells only
     z_hat_g --h_s--> hyper (2M channels) at g's positions; summed over groups
     slice i: (mu_i, sigma_i) = nets_i(cat[hyper chunk i, y_hat_0..i-1])   (1x1 convs only)
     y_hat --g_s--> x_hat
 
-Deviation from the released code [G]: its z mixes all groups (5x5 strided convs) and is sent
-whole, so group B's means, scales, strings and reconstruction change when group A's pixels do,
-and z leaks A's content to a receiver of B. Here each group has its own z, computed from that
-group's latents alone and coded in the group's one rANS string, ahead of its y values. With one
-group this is the plain (whole-image) hyperprior.
+Deviation from the released code [G] (kept in the default ``official`` layout): its z mixes all
+groups (5x5 strided convs) and is sent whole, so group B's means, scales, strings and
+reconstruction change when group A's pixels do, and z leaks A's content to a receiver of B.
+Here each group has its own z, computed from that group's latents alone. With one group this
+is the plain (whole-image) hyperprior, i.e. the official one-group model. The ``released``
+layout reproduces the released multi-group code instead (one z of the whole y; NOT
+group-independent). See :class:`GitSsicConfig` for what each layout changes.
+
+:meth:`GitSsicModel.compress` gives each group its rANS strings: ``official``: [z_g, slice 1,
+..., slice K] (the official code's one string per slice); ``released``: [slice 1..K] per group
+and the shared [z] under :data:`SHARED`; ``vcm``: one string (z_g, then slices 1..K).
 """
 
 from __future__ import annotations
@@ -26,17 +32,38 @@ from compressai.models import CompressionModel
 from compressai.ops import quantize_ste
 from torch import nn
 
-from vcm.codecs.checkpoint import ArchConfig
+from vcm.codecs.checkpoint import SCALE_LEVELS, ArchConfig
 from vcm.codecs.entropy import ChARM, conv_net
+from vcm.codecs.gitssic.tables import FactorizedPrior, NearestGaussian
 from vcm.codecs.gitssic.transform import Analysis, Synthesis
 
 Z_CELL = 4  # latent cells per hyper-latent cell (two stride-2 convs)
 MARGIN = 12  # latent cells around a group's box: more than h_a's and h_s's reach (7 cells)
+LAYOUTS = ("official", "released", "vcm")
+SHARED = -1  # key of the released layout's shared z string
+Y_RANGE = (-255.5, 256.49)  # the official code clamps y to this
 
 
 @dataclass(frozen=True)
 class GitSsicConfig(ArchConfig):
-    """Architecture; the defaults are the paper's (brief 2.2)."""
+    """Architecture; the defaults are the paper's (brief 2.2).
+
+    ``layout``:
+      - ``official`` (default): the official code's network and entropy coding (Swin blocks
+        always shifted, zero padding inside each block, y clamped to :data:`Y_RANGE`, a z prior
+        with filters (3, 3, 3) coded without a median offset, coder tables built as its
+        ``data_compression`` does: :mod:`.tables`), with one z per group (the paper's group
+        independence; with one group this is the official ``_woStructure`` model exactly);
+      - ``released``: the released multi-group code, NOT group-independent: one z for the whole
+        image, shifted-window labels region + group (they can collide), the group map resized
+        over each padded stage;
+      - ``vcm``: vcm's first layout (compressai's z prior with a median and tables, blocks not
+        shifted on stages of one window, padding tokens with a label of their own, no clamp).
+        Files written before this field existed are the vcm layout.
+    ``scale_levels``: Gaussian scales in the y coder table of the official and released layouts
+    (the official code has 64; vcm's SCALE_LEVELS = 256 rounds scales less: 0.6 % over the
+    estimate at ~1 bit a latent instead of 2 %). The vcm layout always uses SCALE_LEVELS.
+    """
 
     dims: tuple[int, ...] = (128, 192, 256, 320)
     depths: tuple[int, ...] = (2, 2, 5, 1)
@@ -45,6 +72,19 @@ class GitSsicConfig(ArchConfig):
     mlp_ratio: float = 4.0
     hyper_channels: int = 192
     slices: int = 10
+    layout: str = "official"
+    scale_levels: int = SCALE_LEVELS
+
+    def __post_init__(self) -> None:
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
+        if self.scale_levels < 2:
+            raise ValueError(f"scale_levels must be at least 2, got {self.scale_levels}")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> GitSsicConfig:
+        """A stored config; one without ``layout`` (older files) is the vcm layout."""
+        return super().from_dict({"layout": "vcm", **d})
 
 
 def _legacy_slice_nets(module: nn.Module, state_dict: dict[str, Any], prefix: str, *_: Any) -> None:
@@ -70,13 +110,56 @@ class CoderTable:
         return local.tolist(), [self.cdfs[i] for i in u], [self.lengths[i] for i in u], [self.offsets[i] for i in u]
 
 
+class _Writer:
+    """A group's rANS strings: one for all its symbols, or (``split``) one per :meth:`cut`."""
+
+    def __init__(self, split: bool) -> None:
+        from compressai.ans import BufferedRansEncoder
+
+        self.split, self.strings, self.enc, self._new = split, [], BufferedRansEncoder(), BufferedRansEncoder
+
+    def put(self, symbols: list[int], args: tuple[list[int], list[list[int]], list[int], list[int]]) -> None:
+        self.enc.encode_with_indexes(symbols, *args)
+
+    def cut(self) -> None:
+        if self.split:
+            self.strings.append(self.enc.flush())
+            self.enc = self._new()
+
+    def done(self) -> list[bytes]:
+        return self.strings if self.split else [self.enc.flush()]
+
+
+class _Reader:
+    """Reads what :class:`_Writer` wrote: each :meth:`get` opens the next string when ``split``."""
+
+    def __init__(self, strings: list[bytes], split: bool, guard: Callable[[bytes], bytes] | None) -> None:
+        self.strings, self.split, self.guard, self.dec = list(strings), split, guard or (lambda s: s), None
+        if not split:
+            self._open()
+
+    def _open(self) -> None:
+        from compressai.ans import RansDecoder
+
+        if not self.strings:
+            raise ValueError("a group has fewer rANS strings than the model decodes")
+        self.dec = RansDecoder()
+        self.dec.set_stream(self.guard(self.strings.pop(0)))
+
+    def get(self, args: tuple[list[int], list[list[int]], list[int], list[int]]) -> list[int]:
+        if self.split:
+            self._open()
+        return self.dec.decode_stream(*args)
+
+
 def one_hot(groups: torch.Tensor, n: int) -> torch.Tensor:
     """int (B, h, w) -> float (B, n, h, w)."""
     return F.one_hot(groups.long(), n).permute(0, 3, 1, 2).float()
 
 
 class GitSsicModel(CompressionModel):
-    """Group-independent codec network; x in [0, 1], H and W multiples of 16."""
+    """GIT-SSIC codec network; x in [0, 1], H and W multiples of 16 (of 64 as the official code
+    pads, for the released layout's z to match it)."""
 
     def __init__(self, cfg: GitSsicConfig) -> None:
         super().__init__()
@@ -84,8 +167,8 @@ class GitSsicModel(CompressionModel):
         m, cz, k = cfg.dims[-1], cfg.hyper_channels, cfg.slices
         if m % k or (2 * m) % k:
             raise ValueError(f"latent channels {m} do not split into {k} slices")
-        self.g_a = Analysis(cfg.dims, cfg.depths, cfg.heads, cfg.window, cfg.mlp_ratio)
-        self.g_s = Synthesis(cfg.dims, cfg.depths, cfg.heads, cfg.window, cfg.mlp_ratio)
+        self.g_a = Analysis(cfg.dims, cfg.depths, cfg.heads, cfg.window, cfg.mlp_ratio, cfg.layout)
+        self.g_s = Synthesis(cfg.dims, cfg.depths, cfg.heads, cfg.window, cfg.mlp_ratio, cfg.layout)
         self.h_a = nn.Sequential(nn.Conv2d(m, cz, 3, padding=1), nn.ReLU(), nn.Conv2d(cz, cz, 5, 2, 2), nn.ReLU(),
                                  nn.Conv2d(cz, cz, 5, 2, 2))
         self.h_s = nn.Sequential(nn.ConvTranspose2d(cz, cz, 5, 2, 2, 1), nn.ReLU(),
@@ -94,10 +177,16 @@ class GitSsicModel(CompressionModel):
         # hyper output and all earlier slices, no LRP (its coding stays per group, below)
         self.charm = ChARM(m, k, 2 * m // k, conv_net((m, m), kernel=1, act=nn.ReLU), lrp=False)
         self.register_load_state_dict_pre_hook(_legacy_slice_nets)
-        self.entropy_bottleneck = EntropyBottleneck(cz)
-        self.gaussian_conditional = GaussianConditional(None)
+        legacy = cfg.layout == "vcm"
+        self.entropy_bottleneck = EntropyBottleneck(cz) if legacy else FactorizedPrior(cz)
+        self.gaussian_conditional = GaussianConditional(None) if legacy else NearestGaussian(cfg.scale_levels)
 
-    # -- hyperprior, one z per group -------------------------------------------------------
+    def analysis(self, x: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+        """y (B, M, H/16, W/16), clamped to :data:`Y_RANGE` but in the vcm layout."""
+        y = self.g_a(x, groups)
+        return y if self.cfg.layout == "vcm" else y.clamp(*Y_RANGE)
+
+    # -- hyperprior, one z per group (official, vcm) or one for the image (released) -----------
     @staticmethod
     def _pad(t: torch.Tensor) -> torch.Tensor:
         return F.pad(t, (0, -t.shape[-1] % Z_CELL, 0, -t.shape[-2] % Z_CELL))
@@ -119,17 +208,22 @@ class GitSsicModel(CompressionModel):
         ctx = hyper.chunk(self.cfg.slices, 1)[i]
         return self.charm.params(i, ctx, ctx, decoded)
 
-    def forward(self, x: torch.Tensor, groups: torch.Tensor) -> dict[str, Any]:
-        """Training pass; ``groups`` int (B, H/16, W/16). Likelihoods of z count footprints only."""
-        b, n = x.shape[0], int(groups.max()) + 1
-        y = self.g_a(x, groups)
+    def _hyper(self, y: torch.Tensor, groups: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training pass of the hyperprior: (hyper (B, 2M, h, w), z likelihoods, 1 off footprints)."""
+        if self.cfg.layout == "released":
+            z_hat, z_lik = self.entropy_bottleneck(self.h_a(y))
+            return self.hyper_synthesis(z_hat, y.shape[-2:]), z_lik
+        b, n = y.shape[0], int(groups.max()) + 1
         member = one_hot(groups, n).reshape(b * n, 1, *y.shape[-2:])
-        y_rep = y.repeat_interleave(n, 0)
-        z = self.hyper_analysis(y_rep, member)
-        z_hat, z_lik = self.entropy_bottleneck(z)
+        z_hat, z_lik = self.entropy_bottleneck(self.hyper_analysis(y.repeat_interleave(n, 0), member))
         foot = self.footprint(member)
         hyper = self.hyper_synthesis(z_hat * foot, y.shape[-2:]) * member
-        hyper = hyper.reshape(b, n, -1, *y.shape[-2:]).sum(1)
+        return hyper.reshape(b, n, -1, *y.shape[-2:]).sum(1), z_lik.where(foot, 1.0)
+
+    def forward(self, x: torch.Tensor, groups: torch.Tensor) -> dict[str, Any]:
+        """Training pass; ``groups`` int (B, H/16, W/16). Likelihoods of z count footprints only."""
+        y = self.analysis(x, groups)
+        hyper, z_lik = self._hyper(y, groups)
         decoded: list[torch.Tensor] = []
         liks = []
         for i, y_i in enumerate(y.chunk(self.cfg.slices, 1)):
@@ -138,7 +232,7 @@ class GitSsicModel(CompressionModel):
             decoded.append(quantize_ste(y_i - mu) + mu)
             liks.append(lik)
         x_hat = self.g_s(torch.cat(decoded, 1), groups)
-        return {"x_hat": x_hat, "likelihoods": {"y": torch.cat(liks, 1), "z": z_lik.where(foot, 1.0)}}
+        return {"x_hat": x_hat, "likelihoods": {"y": torch.cat(liks, 1), "z": z_lik}}
 
     # -- coding, group by group ------------------------------------------------------------
     @staticmethod
@@ -171,30 +265,36 @@ class GitSsicModel(CompressionModel):
         full[..., rows, cols] = part
         return hyper + full[..., : hyper.shape[2], : hyper.shape[3]]
 
-    # -- rANS coding: one string per group (its z values, then slices 1..K at its cells) ---------
     def _z_medians(self) -> torch.Tensor:
-        """(1, Cz, 1): the entropy bottleneck's medians, the offsets of its symbols."""
-        return self.entropy_bottleneck.quantiles[:, 0, 1].reshape(1, -1, 1)
+        """(1, Cz, 1): the offsets of the z symbols (the medians; zeros in the official layouts)."""
+        return self.entropy_bottleneck._get_medians().reshape(1, -1, 1)
 
     def _z_indexes(self, cells: int) -> torch.Tensor:
-        """CDF index (its channel) of every z value of a group with ``cells`` footprint cells."""
+        """CDF index (its channel) of every z value of ``cells`` cells, channel-major."""
         return torch.arange(self.cfg.hyper_channels).repeat_interleave(cells)
 
     @torch.no_grad()
-    def compress(self, x: torch.Tensor, groups: torch.Tensor) -> dict[int, bytes]:
-        """One image: {group id: one rANS string} for every non-empty group. A group's string holds
-        its z values, then its y values of slices 1..K (channel-major), in decoding order."""
-        from compressai.ans import BufferedRansEncoder
-
-        y = self.g_a(x, groups)
-        ids = [int(g) for g in torch.unique(groups)]
-        enc = {g: BufferedRansEncoder() for g in ids}
+    def compress(self, x: torch.Tensor, groups: torch.Tensor) -> dict[int, list[bytes]]:
+        """One image: {group id: its rANS strings} for every non-empty group (module docstring);
+        y values of a group in channel-major raster order of its cells."""
+        y = self.analysis(x, groups)
+        ids, split = [int(g) for g in torch.unique(groups)], self.cfg.layout != "vcm"
+        out = {g: _Writer(split) for g in ids}
         z_tab, y_tab, med = CoderTable(self.entropy_bottleneck), CoderTable(self.gaussian_conditional), self._z_medians()
         hyper = torch.zeros(1, 2 * y.shape[1], *y.shape[-2:], device=y.device)
-        for g in ids:
+        if self.cfg.layout == "released":
+            out[SHARED] = _Writer(True)
+            z = self.h_a(y)
+            sym = self.entropy_bottleneck.quantize(z.reshape(*z.shape[:2], -1), "symbols", med)
+            out[SHARED].put(sym.reshape(-1).tolist(), z_tab.args(self._z_indexes(sym.shape[-1])))
+            out[SHARED].cut()
+            z_hat = self.entropy_bottleneck.dequantize(sym, med).reshape(z.shape)
+            hyper = self.hyper_synthesis(z_hat, y.shape[-2:])
+        for g in ids if self.cfg.layout != "released" else ():
             sel = (groups == g)[:, None].float()
             sym = self.entropy_bottleneck.quantize(self._group_z(y, sel), "symbols", med)
-            enc[g].encode_with_indexes(sym.reshape(-1).tolist(), *z_tab.args(self._z_indexes(sym.shape[-1])))
+            out[g].put(sym.reshape(-1).tolist(), z_tab.args(self._z_indexes(sym.shape[-1])))
+            out[g].cut()
             hyper = self._group_hyper(self.entropy_bottleneck.dequantize(sym, med), sel, hyper)
         decoded: list[torch.Tensor] = []
         for i, y_i in enumerate(y.chunk(self.cfg.slices, 1)):
@@ -203,28 +303,33 @@ class GitSsicModel(CompressionModel):
             idx = self.gaussian_conditional.build_indexes(sigma)
             for g in ids:
                 at = groups[0] == g
-                enc[g].encode_with_indexes(sym[..., at].reshape(-1).tolist(), *y_tab.args(idx[..., at]))
+                out[g].put(sym[..., at].reshape(-1).tolist(), y_tab.args(idx[..., at]))
+                out[g].cut()
             decoded.append(self.gaussian_conditional.dequantize(sym, mu))
-        return {g: e.flush() for g, e in enc.items()}
+        return {g: w.done() for g, w in out.items()}
 
     @torch.no_grad()
-    def decompress(self, strings: dict[int, bytes], groups: torch.Tensor,
+    def decompress(self, strings: dict[int, list[bytes]], groups: torch.Tensor,
                    guard: Callable[[bytes], bytes] | None = None) -> torch.Tensor:
         """Decode the groups in ``strings`` (others stay zero) -> x_hat (1, 3, 16h, 16w).
         ``guard`` pads each string as it is loaded (compressai's decoder does not bound-check:
         :func:`vcm.codecs.container.rans_guard`)."""
-        from compressai.ans import RansDecoder
-
-        m, (h, w) = self.cfg.dims[-1], groups.shape[-2:]
-        dec = {g: RansDecoder() for g in strings}
-        for g, s in strings.items():
-            dec[g].set_stream(guard(s) if guard else s)
+        m, cz, (h, w) = self.cfg.dims[-1], self.cfg.hyper_channels, groups.shape[-2:]
+        split = self.cfg.layout != "vcm"
+        dec = {g: _Reader(s, split, guard) for g, s in strings.items() if g != SHARED}
         z_tab, y_tab, med = CoderTable(self.entropy_bottleneck), CoderTable(self.gaussian_conditional), self._z_medians()
         hyper = torch.zeros(1, 2 * m, h, w, device=groups.device)
-        for g, d in dec.items():
+        if self.cfg.layout == "released":
+            if SHARED not in strings:
+                raise ValueError("the released layout needs the shared z string")
+            zh, zw = -(-h // Z_CELL), -(-w // Z_CELL)
+            sym = torch.tensor(_Reader(strings[SHARED], True, guard).get(z_tab.args(self._z_indexes(zh * zw))))
+            z_hat = self.entropy_bottleneck.dequantize(sym.reshape(1, cz, -1).to(med.device), med)
+            hyper = self.hyper_synthesis(z_hat.reshape(1, cz, zh, zw), (h, w))
+        for g, d in dec.items() if self.cfg.layout != "released" else ():
             sel = (groups == g)[:, None].float()
             cells = int(self.footprint(sel).sum())
-            sym = torch.tensor(d.decode_stream(*z_tab.args(self._z_indexes(cells)))).reshape(1, -1, cells)
+            sym = torch.tensor(d.get(z_tab.args(self._z_indexes(cells)))).reshape(1, -1, cells)
             hyper = self._group_hyper(self.entropy_bottleneck.dequantize(sym.to(med.device), med), sel, hyper)
         decoded: list[torch.Tensor] = []
         for i in range(self.cfg.slices):
@@ -233,7 +338,7 @@ class GitSsicModel(CompressionModel):
             y_i = torch.zeros_like(mu)
             for g, d in dec.items():
                 at = groups[0] == g
-                sym = torch.tensor(d.decode_stream(*y_tab.args(idx[..., at])), device=mu.device)
+                sym = torch.tensor(d.get(y_tab.args(idx[..., at])), device=mu.device)
                 y_i[..., at] = self.gaussian_conditional.dequantize(sym.reshape(mu[..., at].shape), mu[..., at])
             decoded.append(y_i)
         return self.g_s(torch.cat(decoded, 1), groups)

@@ -86,7 +86,7 @@ def load_codec_checkpoint(path: str | Path, make: Callable[[dict[str, Any]], M],
     """Build ``make(config)``, load the weights, rebuild the coder tables; eval mode. ``codec``
     names the registered codec whose official checkpoints (``format: official``, or detected by
     their keys under ``auto``) are converted on the way (:mod:`vcm.codecs.official`)."""
-    from vcm.codecs.official import check_state, read_codec_weights
+    from vcm.codecs.official import load_weights, read_codec_weights
 
     ckpt = load_checkpoint(require_file(expand_path(str(path)), f"{what} checkpoint"))
     if codec is None and format == "auto" and not ("config" in ckpt and "state_dict" in ckpt):
@@ -96,9 +96,8 @@ def load_codec_checkpoint(path: str | Path, make: Callable[[dict[str, Any]], M],
         model = make(config)
     except (TypeError, ValueError, KeyError) as e:
         raise ValueError(f"{path} is not a checkpoint of {what} (its config does not fit: {e})") from e
-    check_state(model.state_dict(), weights, str(path), what, skip=TABLES)
     update_tables(model)  # placeholder coder tables for the keys the file leaves out
     state = {k: v for k, v in model.state_dict().items() if k.endswith(TABLES)} | dict(weights)
-    model.load_state_dict(state)
+    load_weights(model, state, str(path), what)
     update_tables(model)  # the coder tables of the loaded weights
     return model.eval()

@@ -9,6 +9,7 @@ registers its own the same way. ``vcm convert-weights CODEC IN OUT`` is :func:`c
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,9 +56,10 @@ def is_vcm_checkpoint(ckpt: Mapping[str, Any]) -> bool:
 
 
 def official_state(ckpt: Mapping[str, Any]) -> dict[str, torch.Tensor]:
-    """The weights of an official training script's file: ``{"state_dict": ...}`` (SegPIC, MCM's
-    ``"model"``), a bare state dict, or either saved from ``nn.DataParallel`` (``module.`` prefix)."""
-    for key in ("state_dict", "model", "net"):
+    """The weights of an official training script's file: ``{"state_dict": ...}`` (SegPIC), MCM's
+    ``"model"``, GIT-SSIC's ``"parameters"``, a bare state dict, or any of them saved from
+    ``nn.DataParallel`` (``module.`` prefix)."""
+    for key in ("state_dict", "model", "parameters", "net"):
         if isinstance(ckpt.get(key), Mapping):
             ckpt = ckpt[key]
             break
@@ -106,9 +108,26 @@ def check_state(expected: Mapping[str, torch.Tensor], got: Mapping[str, torch.Te
     """One line naming the missing, unexpected and misshapen keys of ``got`` against ``expected``."""
     want = {k: v for k, v in expected.items() if not k.endswith(skip)}
     have = {k: v for k, v in got.items() if not k.endswith(skip)}
-    missing, unexpected = sorted(want.keys() - have.keys()), sorted(have.keys() - want.keys())
     shapes = [f"{k} {tuple(have[k].shape)} (model {tuple(want[k].shape)})" for k in sorted(want.keys() & have.keys())
               if tuple(have[k].shape) != tuple(want[k].shape)]
+    _refuse(sorted(want.keys() - have.keys()), sorted(have.keys() - want.keys()), shapes, source, what)
+
+
+def load_weights(model: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str, what: str) -> None:
+    """``model.load_state_dict(state)`` with the model's load hooks (e.g. renames of older files),
+    failing with one line that names the missing, unexpected and misshapen keys."""
+    try:
+        result = model.load_state_dict(dict(state), strict=False)
+    except RuntimeError as e:
+        shapes = [f"{k} {a} (model {b})" for k, a, b in re.findall(
+            r"size mismatch for ([^:]+): copying a param with shape torch.Size\((\[.*?\])\) from checkpoint, "
+            r"the shape in current model is torch.Size\((\[.*?\])\)", str(e))]
+        _refuse([], [], shapes or [str(e).splitlines()[0]], source, what)
+        raise
+    _refuse(sorted(result.missing_keys), sorted(result.unexpected_keys), [], source, what)
+
+
+def _refuse(missing: list[str], unexpected: list[str], shapes: list[str], source: str, what: str) -> None:
     parts = [f"{label} {_few(keys)}" for label, keys in
              (("missing keys", missing), ("unexpected keys", unexpected), ("wrong shapes", shapes)) if keys]
     if parts:

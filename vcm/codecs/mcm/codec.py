@@ -12,7 +12,9 @@ Tiles [G]: MCM trains and tests on 256x256 images; a ViT trained there and run o
 768x512 Kodak image (attention over 6x the tokens, positions it never saw) gave the tiny model
 13 dB inside the coded patches. So images are coded in ``tile`` x ``tile`` pixel tiles (the
 training crop; the last row / column of tiles may be smaller), each through the network on its
-own with the ids that fall in it, in the same sending order; ``tile: 0`` codes the whole image.
+own with the ids that fall in it, in the same sending order; ``tile: 0`` codes the whole image
+(vcm layout only: the official layout stores positions for ``pos_grid`` patches a side, MCM's
+256 px, so its tiles are at most that; MCM's own code takes 256 x 256 images only).
 """
 
 from __future__ import annotations

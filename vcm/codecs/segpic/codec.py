@@ -3,7 +3,9 @@ information; no mask port, nothing about a mask in the bitstream).
 
 Bitstream: vcm container header (image size), no side info, payload sections [y (all ChARM slices
 in one rANS string), z, p', p] ([y, z] for the BL variant). The image is padded to a multiple of
-64 around its centre (replicate) and cropped back after decoding.
+64 around its centre (zeros, as the released evaluation; the vcm layout replicates the edges) and
+cropped back after decoding. Official checkpoints load directly (``format``, see
+:mod:`vcm.codecs.official`).
 """
 
 from __future__ import annotations
@@ -22,13 +24,17 @@ from vcm.codecs.segpic.model import SegpicConfig, SegpicModel
 from vcm.types import Bitstream, Decoded, Mask, check_image
 
 ALIGN = 64
+
+
 def save_segpic_checkpoint(model: SegpicModel, path: str | Path, half: bool = False, **extra: Any) -> Path:
     """Write ``{"config", "state_dict", ...}``: what :func:`load_segpic` reads."""
     return save_codec_checkpoint(model, model.cfg.to_dict(), path, half, **extra)
 
 
-def load_segpic(path: str | Path) -> SegpicModel:
-    return load_codec_checkpoint(path, lambda cfg: SegpicModel(SegpicConfig.from_dict(cfg)), "SegPIC")
+def load_segpic(path: str | Path, format: str = "auto") -> SegpicModel:
+    """A vcm checkpoint, or the official code's (``format``: auto detects it by its keys)."""
+    return load_codec_checkpoint(path, lambda cfg: SegpicModel(SegpicConfig.from_dict(cfg)), "SegPIC",
+                                 codec="segpic", format=format)
 
 
 def centred_padding(height: int, width: int) -> tuple[int, int, int, int]:
@@ -48,6 +54,7 @@ class SegpicCodec:
         self.fingerprint, self.source = fingerprint(model), source or "its weights"
         self.model = model.to(self.device).eval()
         self.n_strings = 4 if model.cfg.rat else 2
+        self.pad_mode = "replicate" if model.cfg.layout == "vcm" else "constant"
 
     @one_thread()
     def encode(self, *, image: np.ndarray, mask: Mask | None = None) -> Bitstream:
@@ -55,7 +62,7 @@ class SegpicCodec:
             raise ValueError("segpic takes no mask at inference (masks only steer its training)")
         h, w = check_image(image).shape[:2]
         x = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float().div(255)
-        x = F.pad(x, centred_padding(h, w), mode="replicate").to(self.device)
+        x = F.pad(x, centred_padding(h, w), mode=self.pad_mode).to(self.device)
         return pack(Container("segpic", h, w, 16, False, b"", tuple(self.model.compress(x)), self.fingerprint))
 
     @one_thread()
@@ -76,6 +83,7 @@ class SegpicCodec:
         return Decoded(np.ascontiguousarray(img))
 
 
-def segpic(*, checkpoint: str, device: torch.device | None = None) -> SegpicCodec:
-    """SegPIC from a checkpoint written by :func:`save_segpic_checkpoint` (or ``vcm train``)."""
-    return SegpicCodec(load_segpic(checkpoint), device, checkpoint)
+def segpic(*, checkpoint: str, format: str = "auto", device: torch.device | None = None) -> SegpicCodec:
+    """SegPIC from a checkpoint written by :func:`save_segpic_checkpoint` (or ``vcm train``), or
+    from the official code's (``format``: ``auto``, ``vcm`` or ``official``)."""
+    return SegpicCodec(load_segpic(checkpoint, format), device, checkpoint)

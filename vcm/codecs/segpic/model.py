@@ -10,14 +10,12 @@ Prototypes are region means of the features: per segment of a training mask (``s
 per cell of a 4x4 grid (inference, no mask). Each level is coded through 1x1 convs + GDN and
 its own EntropyBottleneck, and counted in the rate. H and W must be multiples of 64.
 
-Deviations from the released ``sac.py`` (written down, not yet closed): the hyper synthesis is the
-shared layout of :mod:`vcm.codecs.entropy.hyper` (Cz -> ... -> M, last conv M -> M; released:
-first conv Cz -> Cz); each prototype coder is 1x1 convs + GDN over ``proto`` widths, the same
-at both levels (released: three convs, level-specific widths); in training the decoder sees the
-noisy z and prototypes (released: noise for the likelihood, straight-through rounding for the
-decoded value); the WAM's attention is a full Swin block (LayerNorm + MLP; STF's is x + W-MSA);
-the RAT's channel attention reduces by 4 (released: C -> C); BL's up-blocks use forward GDN
-(WACNN: inverse). Padding is centred replicate (STF: zeros).
+The ``official`` layout is the released ``sac.py`` (its checkpoints load through
+:mod:`vcm.codecs.segpic.official`, tested equal to the official code); ``vcm`` is this module's
+first layout, kept for the files written with it (:class:`SegpicConfig` lists the differences).
+Left as in vcm in both: BL (``rat: false``, not in the released code) uses forward GDN in its
+up-blocks (WACNN: inverse); in mask training a segment id absent from an image costs no bits
+(released: every id up to the image's largest is coded, absent ones as zero prototypes).
 """
 
 from __future__ import annotations
@@ -31,6 +29,7 @@ import torch.nn.functional as F
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from compressai.layers import GDN
 from compressai.models import CompressionModel
+from compressai.ops import quantize_ste
 from torch import nn
 
 from vcm.codecs.checkpoint import ArchConfig
@@ -48,41 +47,92 @@ from vcm.codecs.segpic.rat import (
 from vcm.codecs.segpic.wam import WAM
 
 GRID = 4  # inference prototypes: a 4x4 grid of regions
+LAYOUTS = ("official", "vcm")
 
 
 @dataclass(frozen=True)
 class SegpicConfig(ArchConfig):
-    """Architecture; the defaults are the paper's (N 192, M 320; brief 4.2)."""
+    """Architecture; the defaults are the paper's and the released code's (N 192, M 320; brief 4.2).
+
+    ``layout``:
+      - ``official`` (default): as released. WAM attention x + W-MSA, always shifted; the RAT's
+        channel attention C -> C -> C; prototype coders of 1x1 convs + GDN, analysis
+        C -> ``proto`` (level y') or C -> ``proto2`` (level y), synthesis last -> ``proto_synth``
+        -> C with inverse GDN; hyper synthesis Cz -> Cz -> w3 -> w2 -> w1 -> M; in training the
+        decoder sees z and the prototypes rounded around the medians (straight-through), the
+        likelihoods noisy ones; images padded to 64 with centred zeros.
+      - ``vcm``: vcm's first layout. WAM attention a Swin block (LayerNorm + MLP), not shifted on
+        a map of one window; channel attention C -> C/4 -> C; both prototype coders
+        C -> ``proto`` and back (``proto2``, ``proto_synth`` unused); hyper synthesis
+        Cz -> w3 -> w2 -> w1 -> M -> M; the decoder sees noisy z and prototypes in training;
+        centred replicate padding. Files written before this field existed are the vcm layout.
+    ``head``: channels of the last up-block, before the 1x1 conv to RGB (32 as released).
+    """
 
     n: int = 192
     m: int = 320
     heads: int = 8
     windows: tuple[int, ...] = (8, 4)  # WAM windows at y' and y (shift = half)
-    proto: tuple[int, ...] = (128, 96)  # prototype coder widths; last = EntropyBottleneck channels
+    proto: tuple[int, ...] = (128, 96, 96)  # prototype analysis widths at y'; last = EntropyBottleneck channels
+    proto2: tuple[int, ...] = (192, 128, 96)  # ... at y (official layout)
+    proto_synth: tuple[int, ...] = (128, 192)  # prototype synthesis hidden widths (official layout)
     hyper: tuple[int, ...] = (320, 288, 256, 224, 192)
     slices: int = 10
     max_support: int = 5
     charm_hidden: tuple[int, ...] = (224, 176, 128, 64)
     wam_units: int = 3  # ResUnits per WAM branch
     rat: bool = True  # False: the "BL" baseline (no RAT, no SAL)
+    head: int = 32
+    layout: str = "official"
+
+    def __post_init__(self) -> None:
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
+        if self.n % self.heads or self.m % self.heads:
+            raise ValueError(f"n {self.n} and m {self.m} must be multiples of heads {self.heads}")
+        if len(self.windows) != 2 or not (self.proto and self.proto2):
+            raise ValueError("windows needs two sizes (y', y); proto and proto2 at least one width")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SegpicConfig:
+        """A stored config; one without ``layout`` (older files) is the vcm layout."""
+        return super().from_dict({"layout": "vcm", **d})
+
+    def proto_chains(self, c: int, level: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """Channel chains (analysis, synthesis) of the prototype coder of a level (1: y', 2: y)
+        with ``c`` feature channels."""
+        if self.layout == "vcm":
+            return (c, *self.proto), (*self.proto[::-1], c)
+        widths = self.proto if level == 1 else self.proto2
+        return (c, *widths), (widths[-1], *self.proto_synth, c)
 
 
-def _proto_coder(c: int, widths: tuple[int, ...], inverse: bool) -> nn.Sequential:
-    """1x1 convs with (I)GDN: c -> widths (analysis) or widths reversed -> c (synthesis)."""
-    chain = (c, *widths) if not inverse else (*widths[::-1], c)
+def _proto_coder(chain: tuple[int, ...], inverse: bool) -> nn.Sequential:
+    """1x1 convs along ``chain`` with (inverse) GDN between them."""
     layers: list[nn.Module] = []
     for a, b in zip(chain[:-1], chain[1:]):
         layers += [nn.Conv2d(a, b, 1), GDN(b, inverse=inverse)]
     return nn.Sequential(*layers[:-1])
 
 
+def bottleneck(eb: EntropyBottleneck, t: torch.Tensor, ste: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(decoded t, likelihoods); ``ste``: the decoded value is t rounded around the medians with a
+    straight-through gradient (the released training), else the entropy model's (noisy in training)."""
+    t_hat, lik = eb(t)
+    if ste:
+        med = eb._get_medians()
+        t_hat = quantize_ste(t - med) + med
+    return t_hat, lik
+
+
 class _Prototypes(nn.Module):
     """One level's prototype path: pool, code (1x1 + GDN, EntropyBottleneck), expand."""
 
-    def __init__(self, c: int, widths: tuple[int, ...]) -> None:
+    def __init__(self, chains: tuple[tuple[int, ...], tuple[int, ...]], ste: bool) -> None:
         super().__init__()
-        self.g_a, self.g_s = _proto_coder(c, widths, False), _proto_coder(c, widths, True)
-        self.entropy_bottleneck = EntropyBottleneck(widths[-1])
+        self.g_a, self.g_s = _proto_coder(chains[0], False), _proto_coder(chains[1], True)
+        self.entropy_bottleneck = EntropyBottleneck(chains[0][-1])
+        self.ste = ste
 
     def pool(self, f: torch.Tensor, seg: torch.Tensor | None, n: int) -> torch.Tensor:
         """Region means as a (B, C, R, 1) or (B, C, 4, 4) 'image' for the 1x1 coder."""
@@ -99,7 +149,7 @@ class _Prototypes(nn.Module):
     def forward(self, f: torch.Tensor, seg: torch.Tensor | None, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Training: (expanded decoded prototypes (B, C, h, w), likelihoods); segments absent from
         an image (the batch holds the largest count) cost nothing."""
-        p_hat, lik = self.entropy_bottleneck(self.g_a(self.pool(f, seg, n)))
+        p_hat, lik = bottleneck(self.entropy_bottleneck, self.g_a(self.pool(f, seg, n)), self.ste)
         if seg is not None:
             present = torch.zeros(len(seg), n, dtype=torch.bool, device=seg.device).scatter(1, seg.flatten(1), True)
             lik = lik.where(present[:, None, :, None], 1.0)
@@ -112,22 +162,23 @@ class SegpicModel(CompressionModel):
     def __init__(self, cfg: SegpicConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        n, m = cfg.n, cfg.m
+        n, m, official = cfg.n, cfg.m, cfg.layout == "official"
         down = DownSAL if cfg.rat else _PlainDown
         up = UpSAL if cfg.rat else _PlainUp
         w1, w2 = cfg.windows
-        wam1, wam2 = (partial(WAM, c, cfg.heads, w, w // 2, cfg.wam_units) for c, w in ((n, w1), (m, w2)))
+        wam1, wam2 = (partial(WAM, c, cfg.heads, w, w // 2, cfg.wam_units, official) for c, w in ((n, w1), (m, w2)))
         self.g_a1 = nn.Sequential(down(3, n), down(n, n), wam1())
         self.g_a2 = nn.Sequential(down(n, n), down(n, m), wam2())
         self.g_s1 = nn.Sequential(wam2(), up(m, n), up(n, n))
-        self.g_s2 = nn.Sequential(wam1(), up(n, n), up(n, 32), nn.Conv2d(32, 3, 1))
+        self.g_s2 = nn.Sequential(wam1(), up(n, n), up(n, cfg.head), nn.Conv2d(cfg.head, 3, 1))
         if cfg.rat:  # BL has no prototypes (and DDP needs every parameter used)
-            self.protos1, self.protos2 = _Prototypes(n, cfg.proto), _Prototypes(m, cfg.proto)
+            self.protos1 = _Prototypes(cfg.proto_chains(n, 1), official)
+            self.protos2 = _Prototypes(cfg.proto_chains(m, 2), official)
         rats = ("rat_enc", "rat_dec", "rat_hyper", "rat_means", "rat_scales")
         for name, c in zip(rats, (n, n, m, m, m)):
-            setattr(self, name, RegionAdaptiveTransform(c, c) if cfg.rat else None)
+            setattr(self, name, RegionAdaptiveTransform(c, c, r=1 if official else 4) if cfg.rat else None)
         self.h_a = hyper_analysis(m, cfg.hyper)
-        self.h_mean_s, self.h_scale_s = hyper_synthesis(m, cfg.hyper), hyper_synthesis(m, cfg.hyper)
+        self.h_mean_s, self.h_scale_s = (hyper_synthesis(m, cfg.hyper, official) for _ in range(2))
         self.charm = ChARM(m, cfg.slices, m, conv_net(cfg.charm_hidden), max_support=cfg.max_support)
         self.entropy_bottleneck = EntropyBottleneck(cfg.hyper[-1])
         self.gaussian_conditional = GaussianConditional(None)
@@ -153,7 +204,8 @@ class SegpicModel(CompressionModel):
         p1, p1_lik = self.protos1(y1, seg4, n_seg) if self.cfg.rat else (None, None)
         y = self.g_a2(self._rat(self.rat_enc, y1, p1))
         p2, p2_lik = self.protos2(y, seg16, n_seg) if self.cfg.rat else (None, None)
-        z_hat, z_lik = self.entropy_bottleneck(self.h_a(self._rat(self.rat_hyper, y, p2)))
+        z = self.h_a(self._rat(self.rat_hyper, y, p2))
+        z_hat, z_lik = bottleneck(self.entropy_bottleneck, z, self.cfg.layout == "official")
         means, scales = self._context(z_hat, p2, y.shape[-2:])
         y_hat, y_lik = self.charm(y, means, scales, self.gaussian_conditional)
         x_hat = self.g_s2(self._rat(self.rat_dec, self.g_s1(y_hat), p1))

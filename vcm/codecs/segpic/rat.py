@@ -8,7 +8,7 @@ RAT on F (B, C, h, w) with P_exp (B, Cp, h, w), the prototype of each pixel's re
     K  = DKG([F1, P_exp]) = GConv_{C k^2, 3x3, groups C}(LReLU(3x3(LReLU(1x1(cat)))))
     O(c, x) = sum_j K(c, j, x) F1(c, x + d_j)                      DPSConv: a k x k kernel per pixel
                                                                      and channel (F.unfold + einsum)
-    O  = CAG(O) * O,  CAG = sigmoid(1x1(LReLU(1x1(GAP(O)))))        channel attention
+    O  = CAG(O) * O,  CAG = sigmoid(1x1(LReLU(1x1(GAP(O)))))        channel attention, C -> C / r -> C
     RAT(F) = 1x1(O) + F
 """
 
@@ -23,17 +23,17 @@ EPS = 5e-4  # SegPIC's mask_pool2d denominator term
 
 
 class RegionAdaptiveTransform(nn.Module):
-    """RAT; ``proto`` channels of P_exp, ``k`` the DPSConv kernel, CAG reduction 4 [G]."""
+    """RAT; ``proto`` channels of P_exp, ``k`` the DPSConv kernel, CAG reduction ``r`` (1 as
+    released; vcm's first layout guessed 4)."""
 
-    def __init__(self, channels: int, proto: int, k: int = 3) -> None:
+    def __init__(self, channels: int, proto: int, k: int = 3, r: int = 4) -> None:
         super().__init__()
-        c, self.k = channels, k
+        c, self.k, mid = channels, k, max(1, channels // r)
         act = nn.LeakyReLU(0.1)
         self.ctl = nn.Sequential(nn.Conv2d(c, c, 1), act, nn.Conv2d(c, c, 1))
         self.dkg = nn.Sequential(nn.Conv2d(c + proto, c, 1), act, nn.Conv2d(c, c, 3, padding=1), act,
                                  nn.Conv2d(c, c * k * k, 3, padding=1, groups=c))
-        self.cag = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(c, max(1, c // 4), 1), act,
-                                 nn.Conv2d(max(1, c // 4), c, 1), nn.Sigmoid())
+        self.cag = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(c, mid, 1), act, nn.Conv2d(mid, c, 1), nn.Sigmoid())
         self.out = nn.Conv2d(c, c, 1)
 
     def dpsconv(self, f1: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:

@@ -1,10 +1,12 @@
 """SegPIC's window-attention module (WAM; STF's ``Win_noShift_Attention``, brief 4.2)::
 
-    out = x + ResUnit^u(x) * sigmoid(1x1(ResUnit^u(WinAttn(x))))      u = 3 in the paper
+    out = x + ResUnit^u(x) * sigmoid(1x1(ResUnit^u(Attn(x))))      u = 3 in the paper
     ResUnit(x) = GELU(x + 1x1_{N/2 -> N}(GELU(3x3(GELU(1x1_{N -> N/2}(x))))))
 
-WinAttn is a Swin block (pre-norm window attention with relative-position bias + MLP), shifted
-windows when ``shift`` > 0: GIT-SSIC's block with every token in one group.
+Attn, as released (``official``): x + W-MSA(x), window attention with relative-position bias on
+windows cyclically shifted by ``shift`` (also when the map is one window), no LayerNorm, no MLP.
+vcm's first layout: a Swin block (pre-norm attention + MLP, GIT-SSIC's block with every token in
+one group), not shifted when the map fits one window.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from vcm.codecs.gitssic.attention import GroupWindowAttention, allowed_pairs, window_partition, window_reverse
 from vcm.codecs.gitssic.transform import GroupBlock
 
 
@@ -28,17 +31,44 @@ class ResUnit(nn.Module):
         return self.act(x + self.net(x))
 
 
+class WindowMSA(nn.Module):
+    """x + W-MSA(x) on (B, C, h, w), h and w multiples of ``window``; shifted windows are masked
+    to their Swin regions."""
+
+    def __init__(self, n: int, heads: int, window: int, shift: int) -> None:
+        super().__init__()
+        self.window, self.shift = window, shift
+        self.attn = GroupWindowAttention(n, heads, window)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = x.shape
+        s, ws = self.shift, self.window
+        t = x.permute(0, 2, 3, 1)
+        if s:
+            t = t.roll((-s, -s), (1, 2))
+        allowed = allowed_pairs(torch.zeros(b, h, w, dtype=torch.long, device=x.device), ws, s)
+        t = window_reverse(self.attn(window_partition(t, ws), allowed), ws, h, w)
+        if s:
+            t = t.roll((s, s), (1, 2))
+        return x + t.permute(0, 3, 1, 2)
+
+
 class WAM(nn.Module):
     """x (B, N, h, w), h and w multiples of ``window`` -> same shape; ``units`` ResUnits per
-    branch (3 in the paper)."""
+    branch (3 in the paper); ``official``: the released attention (see the module docstring)."""
 
-    def __init__(self, n: int, heads: int, window: int, shift: int, units: int = 3) -> None:
+    def __init__(self, n: int, heads: int, window: int, shift: int, units: int = 3, official: bool = False) -> None:
         super().__init__()
-        self.attn = GroupBlock(n, heads, window, shift)
+        self.official = official
+        self.attn = WindowMSA(n, heads, window, shift) if official else GroupBlock(n, heads, window, shift)
         self.trunk = nn.Sequential(*(ResUnit(n) for _ in range(units)))
         self.gate = nn.Sequential(*(ResUnit(n) for _ in range(units)), nn.Conv2d(n, n, 1))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _attend(self, x: torch.Tensor) -> torch.Tensor:
+        if self.official:
+            return self.attn(x)
         t = x.permute(0, 2, 3, 1)
-        a = self.attn(t, torch.zeros(t.shape[:3], dtype=torch.long, device=x.device)).permute(0, 3, 1, 2)
-        return x + self.trunk(x) * torch.sigmoid(self.gate(a))
+        return self.attn(t, torch.zeros(t.shape[:3], dtype=torch.long, device=x.device)).permute(0, 3, 1, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.trunk(x) * torch.sigmoid(self.gate(self._attend(x)))

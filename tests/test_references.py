@@ -142,3 +142,25 @@ def test_report_draws_a_reference_and_computes_bd_against_it(tmp_path: Path, ass
     assert "BD-rate vs anchor `half JPEG`" in again["md"].read_text()
     with pytest.raises(ValueError, match="'SSIM paper' is a published reference this run cannot be compared with"):
         make_report(exp.run_dir, anchor="SSIM paper")
+
+
+def test_official_segpic_config_without_checkpoints_stops_before_any_image(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the six official checkpoints (variable unset, or a folder without them) `vcm run`
+    exits 2 with one line naming the file, before any image is coded."""
+    import sqlite3
+
+    from vcm.cli import main
+
+    monkeypatch.chdir(REPO)
+    for folder in (None, tmp_path / "empty"):
+        if folder is None:
+            monkeypatch.delenv("VCM_SEGPIC_OFFICIAL", raising=False)
+        else:
+            monkeypatch.setenv("VCM_SEGPIC_OFFICIAL", str(folder))
+        rc = main(["run", "configs/segpic_official_kodak.yaml", "--no-progress", f"output_dir={tmp_path / 'run'}"])
+        err = capsys.readouterr().err.strip()
+        assert rc == 2 and len(err.splitlines()) == 1 and "segpic_0018_best.pth.tar" in err
+        assert "VCM_SEGPIC_OFFICIAL" in err if folder is None else f"{folder}/segpic_0018_best.pth.tar" in err
+        db = tmp_path / "run" / "results.sqlite"
+        assert not db.exists() or sqlite3.connect(db).execute("SELECT COUNT(*) FROM items").fetchone()[0] == 0

@@ -94,7 +94,8 @@ def _run(args: argparse.Namespace) -> int:
     if not args.no_report:  # a bad anchor or reference name fails before any image is coded
         from vcm.report.references import check_series
 
-        check_series(exp.config.report.references, exp.plan.series(), exp.plan.resolve(anchor) if anchor else None)
+        check_series(exp.config.report.references, exp.plan.series(), exp.plan.resolve(anchor) if anchor else None,
+                     "report.anchor")
     n, unit = len(exp.dataset.ids()), "clips" if is_sequence(exp.dataset) else "images"
     trackers = f"; trackers: {', '.join(t.label for t in exp.plan.trackers)}" if exp.plan.trackers else ""
     print(f"{exp.config.name}: {n} {unit} x {len(exp.plan.points)} points "

@@ -160,13 +160,13 @@ def read_csv(path: str, where: str) -> list[Reference]:
     return out
 
 
-def check_series(refs: tuple[Reference, ...], series: list[str], anchor: str | None) -> None:
-    """Refuse a reference named like a measured series (the curves would merge) and an anchor that
-    is neither a series nor a reference."""
+def check_series(refs: tuple[Reference, ...], series: list[str], anchor: str | None, what: str = "anchor") -> None:
+    """Refuse a reference named like a measured series (the curves would merge) and an anchor
+    (``what`` names it in the message) that is neither a series nor a reference."""
     clash = sorted({r.series for r in refs} & set(series))
     if clash:
         raise ValueError(f"report.references: {', '.join(map(repr, clash))} is also a series of this grid; "
                          "rename the reference")
     names = series + [r.series for r in refs if r.series not in series]
     if anchor is not None and anchor not in names:
-        raise ValueError(f"anchor {anchor!r} is not a series of this run; series: {', '.join(names)}")
+        raise ValueError(f"{what} {anchor!r} is not a series of this run; series: {', '.join(names)}")

@@ -57,3 +57,18 @@ def test_convert_weights_cli_refuses_foreign_files_with_exit_code_2(tmp_path: Pa
     (tmp_path / "junk.pth").write_bytes(b"not a torch file")
     assert main(["convert-weights", "mcm", str(tmp_path / "junk.pth"), str(tmp_path / "out.pth")]) == 2
     assert "cannot be read as a torch file" in capsys.readouterr().err
+
+
+def test_convert_weights_overrides_set_what_no_shape_shows_and_are_checked(tmp_path: Path, capsys) -> None:
+    src = Path(__file__).parent / "fixtures" / "official" / "gitssic" / "released.pt"
+    out = tmp_path / "one_z_per_group.pth"
+    assert main(["convert-weights", "gitssic", str(src), str(out), "layout=official"]) == 0
+    assert torch.load(out, weights_only=True)["config"]["layout"] == "official"
+    assert main(["convert-weights", "gitssic", str(src), str(tmp_path / "x.pth"), "layers=3"]) == 2
+    assert "gitssic config has no such key" in capsys.readouterr().err
+    assert main(["convert-weights", "gitssic", str(src), str(tmp_path / "x.pth"), "slices=3"]) == 2
+    assert "config does not build a model: latent channels 16 do not split into 3" in capsys.readouterr().err
+    assert main(["convert-weights", "gitssic", str(src), str(tmp_path / "x.pth"), "slices=2"]) == 2
+    err = capsys.readouterr().err
+    assert "does not fit this gitssic model: unexpected keys" in err and "wrong shapes charm.mean_nets" in err
+    assert not (tmp_path / "x.pth").exists()

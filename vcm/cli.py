@@ -39,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     cw.add_argument("codec", help="registered codec, e.g. segpic, gitssic, mcm")
     cw.add_argument("input", help="checkpoint written by the codec's official code")
     cw.add_argument("output", help="vcm checkpoint to write (what checkpoint: reads)")
+    cw.add_argument("overrides", nargs="*", help="config fields no shape shows, e.g. heads=[12,16] (MCM)")
     sub.add_parser("list", help="list registered components")
     return p
 
@@ -58,9 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     overrides = [e for e in extra if "=" in e and not e.startswith("-")]
     args.debug = args.debug or "--debug" in extra  # also accepted after the subcommand
     extra = [e for e in extra if e != "--debug"]
-    if args.cmd not in ("run", "train") and overrides or len(overrides) != len(extra):
+    if args.cmd not in ("run", "train", "convert-weights") and overrides or len(overrides) != len(extra):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    if args.cmd in ("run", "train"):
+    if args.cmd in ("run", "train", "convert-weights"):
         args.overrides += overrides  # overrides may also follow the flags
     warnings.filterwarnings("ignore", message=".*torch.jit.script.*")  # compressai import noise
     try:
@@ -145,7 +146,7 @@ def _export(args: argparse.Namespace) -> int:
 def _convert_weights(args: argparse.Namespace) -> int:
     from vcm.codecs.official import convert_file
 
-    path, out = convert_file(args.codec, args.input, args.output)
+    path, out = convert_file(args.codec, args.input, args.output, args.overrides)
     n = sum(v.numel() for v in out.state_dict.values())
     print(f"{args.input}: official {args.codec} weights, {len(out.state_dict)} tensors, {n / 1e6:.2f} M values")
     for note in out.notes:

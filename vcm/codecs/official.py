@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -138,13 +138,24 @@ def _few(items: list[str], n: int = 4) -> str:
     return ", ".join(items[:n]) + (f" (+{len(items) - n} more)" if len(items) > n else "")
 
 
-def convert_file(codec: str, src: str | Path, dst: str | Path) -> tuple[Path, Converted]:
+def convert_file(codec: str, src: str | Path, dst: str | Path,
+                 overrides: list[str] | tuple[str, ...] = ()) -> tuple[Path, Converted]:
     """Write the vcm checkpoint of the official file ``src``; the result records the source's SHA-256.
-    The converted weights are loaded into vcm's model first, so a file that does not fit fails here."""
+    ``overrides`` (``key=value``, YAML values) set config fields no tensor shape shows, e.g. MCM's
+    ``heads=[12,16]``. The converted weights are loaded into vcm's model first, so a file or an
+    override that does not fit fails here, before anything is written."""
+    from vcm.config import apply_overrides
     from vcm.device import load_checkpoint
 
     out = convert(codec, load_checkpoint(src), str(src))
-    model = CONVERTERS.get(codec)().model(out.config)
+    for ov in overrides:
+        if ov.partition("=")[0] not in out.config:
+            raise ValueError(f"override {ov!r}: {codec} config has no such key (keys: {', '.join(out.config)})")
+    out = replace(out, config=apply_overrides(dict(out.config), list(overrides)))
+    try:
+        model = CONVERTERS.get(codec)().model(out.config)
+    except (TypeError, ValueError, KeyError) as e:
+        raise ValueError(f"{src}: converted {codec} config does not build a model: {e}") from e
     check_state(model.state_dict(), out.state_dict, str(src), codec, skip=_tables())
     digest = hashlib.sha256(Path(src).read_bytes()).hexdigest()
     source = {"format": "official", "file": Path(src).name, "sha256": digest, "notes": list(out.notes)}

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from compressai.entropy_models import EntropyBottleneck
 from compressai.models.google import get_scale_table
 
 from vcm.cli import main
@@ -22,7 +23,8 @@ from vcm.codecs import CODECS
 from vcm.codecs.container import unpack
 from vcm.codecs.segpic.codec import load_segpic
 from vcm.codecs.segpic.model import GRID, SegpicConfig, SegpicModel
-from vcm.codecs.segpic.official import Converter
+from vcm.codecs.entropy.bottleneck import SignedEntropyBottleneck
+from vcm.codecs.segpic.official import Converter, vcm_key
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "official" / "segpic" / "grid4.pt"
 CASES = ("120x100", "50x40")
@@ -140,6 +142,28 @@ def test_vcm_levels_decode_the_same_latents(official: dict, official_file: Path,
     names = {"y": "y", "z": "z", "p1": "z_center", "p2": "z_center2"}
     for mine_key, theirs in names.items():
         assert est[mine_key] == pytest.approx(ref["forward_bits"][theirs], rel=1e-5), mine_key
+
+
+def test_entropy_bottleneck_tables_are_the_forks(official: dict) -> None:
+    """The fork's EntropyBottleneck(192): vcm's official-layout bottleneck rebuilds its coder
+    tables exactly and codes the same bytes; compressai 1.2's own likelihood builds other tables
+    for some channels (why the official layout does not use it)."""
+    ref = official["bottleneck"]
+    tables = ("_quantized_cdf", "_offset", "_cdf_length")
+    state = {vcm_key(f"entropy_bottleneck.{k}"): v for k, v in ref["state_dict"].items()}
+    state = {k.removeprefix("entropy_bottleneck."): v for k, v in state.items() if k is not None}
+    built = {}
+    for cls in (SignedEntropyBottleneck, EntropyBottleneck):
+        eb = cls(192)
+        assert set(eb.load_state_dict(state, strict=False).missing_keys) == set(tables)
+        eb.update(force=True)
+        built[cls] = eb
+    eb = built[SignedEntropyBottleneck]
+    assert all(torch.equal(getattr(eb, t), ref["state_dict"][t]) for t in tables)
+    string = eb.compress(ref["z"])[0]
+    assert string == ref["string"] and torch.equal(eb.decompress([string], (4, 4)), ref["z_hat"])
+    plain = built[EntropyBottleneck]._quantized_cdf
+    assert 0 < int((plain != ref["state_dict"]["_quantized_cdf"]).any(1).sum()) < 192
 
 
 def test_the_codec_loads_official_files_and_round_trips(official: dict, official_file: Path) -> None:

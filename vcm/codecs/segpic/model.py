@@ -34,6 +34,7 @@ from torch import nn
 
 from vcm.codecs.checkpoint import ArchConfig
 from vcm.codecs.entropy import ChARM, conv_net
+from vcm.codecs.entropy.bottleneck import SignedEntropyBottleneck
 from vcm.codecs.entropy.hyper import hyper_analysis, hyper_synthesis
 from vcm.codecs.segpic.rat import (
     DownSAL,
@@ -60,12 +61,13 @@ class SegpicConfig(ArchConfig):
         C -> ``proto`` (level y') or C -> ``proto2`` (level y), synthesis last -> ``proto_synth``
         -> C with inverse GDN; hyper synthesis Cz -> Cz -> w3 -> w2 -> w1 -> M; in training the
         decoder sees z and the prototypes rounded around the medians (straight-through), the
-        likelihoods noisy ones; images padded to 64 with centred zeros.
+        likelihoods noisy ones; z and prototype likelihoods (and tables) as compressai < 1.2
+        computed them (:mod:`vcm.codecs.entropy.bottleneck`); images padded to 64 with centred zeros.
       - ``vcm``: vcm's first layout. WAM attention a Swin block (LayerNorm + MLP), not shifted on
         a map of one window; channel attention C -> C/4 -> C; both prototype coders
         C -> ``proto`` and back (``proto2``, ``proto_synth`` unused); hyper synthesis
         Cz -> w3 -> w2 -> w1 -> M -> M; the decoder sees noisy z and prototypes in training;
-        centred replicate padding. Files written before this field existed are the vcm layout.
+        compressai 1.2's entropy bottlenecks; centred replicate padding. Files written before this field existed are the vcm layout.
     ``head``: channels of the last up-block, before the 1x1 conv to RGB (32 as released).
     """
 
@@ -128,11 +130,11 @@ def bottleneck(eb: EntropyBottleneck, t: torch.Tensor, ste: bool) -> tuple[torch
 class _Prototypes(nn.Module):
     """One level's prototype path: pool, code (1x1 + GDN, EntropyBottleneck), expand."""
 
-    def __init__(self, chains: tuple[tuple[int, ...], tuple[int, ...]], ste: bool) -> None:
+    def __init__(self, chains: tuple[tuple[int, ...], tuple[int, ...]], official: bool) -> None:
         super().__init__()
         self.g_a, self.g_s = _proto_coder(chains[0], False), _proto_coder(chains[1], True)
-        self.entropy_bottleneck = EntropyBottleneck(chains[0][-1])
-        self.ste = ste
+        self.entropy_bottleneck = (SignedEntropyBottleneck if official else EntropyBottleneck)(chains[0][-1])
+        self.ste = official
 
     def pool(self, f: torch.Tensor, seg: torch.Tensor | None, n: int) -> torch.Tensor:
         """Region means as a (B, C, R, 1) or (B, C, 4, 4) 'image' for the 1x1 coder."""
@@ -180,7 +182,7 @@ class SegpicModel(CompressionModel):
         self.h_a = hyper_analysis(m, cfg.hyper)
         self.h_mean_s, self.h_scale_s = (hyper_synthesis(m, cfg.hyper, official) for _ in range(2))
         self.charm = ChARM(m, cfg.slices, m, conv_net(cfg.charm_hidden), max_support=cfg.max_support)
-        self.entropy_bottleneck = EntropyBottleneck(cfg.hyper[-1])
+        self.entropy_bottleneck = (SignedEntropyBottleneck if official else EntropyBottleneck)(cfg.hyper[-1])
         self.gaussian_conditional = GaussianConditional(None)
 
     @staticmethod

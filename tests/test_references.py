@@ -161,6 +161,7 @@ def test_official_segpic_config_without_checkpoints_stops_before_any_image(
         rc = main(["run", "configs/segpic_official_kodak.yaml", "--no-progress", f"output_dir={tmp_path / 'run'}"])
         err = capsys.readouterr().err.strip()
         assert rc == 2 and len(err.splitlines()) == 1 and "segpic_0018_best.pth.tar" in err
+        assert "official segpic checkpoints: six MSE models" in err and "drive.google.com" in err
         assert "VCM_SEGPIC_OFFICIAL" in err if folder is None else f"{folder}/segpic_0018_best.pth.tar" in err
         db = tmp_path / "run" / "results.sqlite"
         assert not db.exists() or sqlite3.connect(db).execute("SELECT COUNT(*) FROM items").fetchone()[0] == 0

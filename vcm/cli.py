@@ -100,7 +100,7 @@ def _run(args: argparse.Namespace) -> int:
     n, unit = len(exp.dataset.ids()), "clips" if is_sequence(exp.dataset) else "images"
     trackers = f"; trackers: {', '.join(t.label for t in exp.plan.trackers)}" if exp.plan.trackers else ""
     print(f"{exp.config.name}: {n} {unit} x {len(exp.plan.points)} points "
-          f"({len(exp.plan.series())} series), tasks: {', '.join(t.label for t in exp.plan.tasks)}{trackers}")
+          f"({len(exp.plan.series())} series), tasks: {', '.join(t.label for t in exp.plan.tasks) or 'none (image quality only)'}{trackers}")
     summary = run(exp, progress=not args.no_progress)
     run_dir = summary.run_dir
     print(f"results: {run_dir / 'results.sqlite'}: {summary.computed} items computed, "

@@ -98,9 +98,11 @@ def test_coder_tables_equal_the_official_files(fixtures: dict, mode: str) -> Non
 
 @pytest.mark.parametrize("mode", ["one_group", "released"])
 def test_vcm_scale_levels_change_only_y_strings(fixtures: dict, mode: str) -> None:
-    """vcm's default 256 levels: the same decoded image and z string; y strings differ in bytes."""
+    """An official file loads with the official 64 levels; vcm's 256 (``scale_levels=256``) give
+    the same decoded image and z string, while y strings differ in bytes."""
     d, path = fixtures[mode]
-    model = load_gitssic(path)
+    assert load_gitssic(path).cfg.scale_levels == 64
+    model = load_gitssic(path, scale_levels=256)
     assert model.cfg.scale_levels == 256
     got, ref = _run(model, d, mode), _official_strings(d, model)
     assert (got["x_hat"] - d["x_hat"]).abs().max() <= 1e-5
@@ -121,7 +123,7 @@ def test_codec_with_an_official_file_decodes_from_bytes(fixtures: dict, mode: st
     """The registered codec reads the official file directly (format auto); its sections hold
     the official strings; decoding the bytes gives the official reconstruction."""
     d, path = fixtures[mode]
-    codec = CODECS.build("gitssic", {"checkpoint": str(path), "groups": "components", "scale_levels": 64})
+    codec = CODECS.build("gitssic", {"checkpoint": str(path), "groups": "components"})  # as loaded: 64 levels
     image = d["x"][0].permute(1, 2, 0).numpy()
     c = unpack(codec.encode(image=image, mask=_masks(d, mode)).data)
     ref = _official_strings(d, codec.model)

@@ -68,7 +68,7 @@ def model(official_file: Path) -> McmModel:
 def test_converter_infers_the_architecture(official_file: Path, tmp_path: Path) -> None:
     out, conv = convert_file("mcm", official_file, tmp_path / "vcm.pth")
     cfg = McmConfig.from_dict(torch.load(out, weights_only=False)["config"])
-    assert cfg == McmConfig(enc_depth=2, dec_dim=128, dec_depth=2)  # the official constructor's arguments
+    assert cfg == McmConfig(enc_depth=2, dec_dim=128, dec_depth=2, scale_levels=64)  # the official arguments
     assert any("heads" in n for n in conv.notes)
 
 
@@ -138,7 +138,7 @@ def _recording(quantize, into: list):  # noqa: ANN001, ANN202
 
 def test_codec_bytes_carry_mcms_strings_and_record(model: McmModel, fixture: dict) -> None:
     io, ref = fixture["io"], fixture["strings"]
-    update_tables(model)  # as loaded: vcm's tables
+    update_tables(model)  # as loaded: the official 64 levels
     codec = McmCodec(model, source="the official file")
     ids = io["ids"]
     grid = np.zeros(256, bool)
@@ -147,7 +147,7 @@ def test_codec_bytes_carry_mcms_strings_and_record(model: McmModel, fixture: dic
     data = codec.encode(image=io["image"], mask=mask).data
     c = unpack(data, expect_codec="mcm")
     assert c.side == bytes.fromhex(ref["positions"]["huffman"])
-    assert [s.hex() for s in c.sections] == [ref[str(SCALE_LEVELS)]["y"], ref[str(SCALE_LEVELS)]["z"]]
+    assert [s.hex() for s in c.sections] == [ref["64"]["y"], ref["64"]["z"]]
     decoded = codec.decode(data)
     expected = (np.clip(io["x_hat"], 0, 1) * 255).round().transpose(1, 2, 0)
     assert np.abs(decoded.image.astype(float) - expected).max() <= 1  # a rounding tie at most

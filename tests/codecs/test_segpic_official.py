@@ -45,11 +45,9 @@ def official_file(official: dict, tmp_path_factory: pytest.TempPathFactory) -> P
 
 
 def _model(path: Path, official_levels: bool) -> SegpicModel:
-    """vcm's model of the official file; coder tables with vcm's 256 or the official 64 scale levels."""
-    model = load_segpic(path)
-    if official_levels:
-        model.update(scale_table=get_scale_table(), force=True)  # compressai's default: 64 levels
-    return model
+    """vcm's model of the official file: as loaded (the official 64 scale levels), or with
+    vcm's 256 (``scale_levels=256``)."""
+    return load_segpic(path) if official_levels else load_segpic(path, scale_levels=256)
 
 
 def _padded(case: dict) -> torch.Tensor:
@@ -92,7 +90,8 @@ def test_converter_infers_the_official_architecture(official: dict) -> None:
                           "proto": [w[128], w[96], w[96]], "proto2": [w[192], w[128], w[96]],
                           "proto_synth": [w[128], w[192]], "hyper": [w[k] for k in (320, 288, 256, 224, 192)],
                           "slices": 10, "max_support": 5, "charm_hidden": [w[k] for k in (224, 176, 128, 64)],
-                          "wam_units": 3, "rat": True, "head": w[32], "layout": "official"}
+                          "wam_units": 3, "rat": True, "head": w[32], "layout": "official",
+                          "scale_levels": 64}
     model = Converter().model(out.config)
     mine = {k for k in model.state_dict() if not k.endswith(("._quantized_cdf", "._offset", "._cdf_length",
                                                              ".scale_table"))}
@@ -124,7 +123,7 @@ def test_official_levels_give_the_official_bytes_latents_and_image(official: dic
 @pytest.mark.parametrize("case", CASES)
 def test_vcm_levels_decode_the_same_latents(official: dict, official_file: Path, case: str,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    """vcm's 256 scale levels (what a loaded file gets): the z and prototype strings stay the
+    """vcm's 256 scale levels (``scale_levels: 256``): the z and prototype strings stay the
     official bytes, y is coded with finer tables into other bytes that decode to the same
     integers; the forward pass's estimated bits per latent equal the official estimate."""
     ref = official["cases"][case]

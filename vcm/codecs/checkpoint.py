@@ -17,12 +17,14 @@ import torch
 from compressai.models import CompressionModel
 from typing_extensions import Self
 
-from vcm.assets import expand_path, require_file
+from vcm.assets import MissingAssetError, expand_path, require_file
 from vcm.device import load_checkpoint
 
 TABLES = ("._quantized_cdf", "._offset", "._cdf_length", ".scale_table")
 SCALE_LEVELS = 256  # Gaussian scales 0.11..256; compressai's default 64 (13 % steps) rounds each
 # scale up so coarsely that at ~1 bit a latent the bytes exceed the estimate by 2 % (0.6 % at 256)
+OFFICIAL_SCALE_LEVELS = 64  # what the seed papers' code (compressai's table) uses: converted
+# official checkpoints keep it, so their bytes are the official code's
 
 
 @contextmanager
@@ -40,11 +42,12 @@ def one_thread() -> Iterator[None]:
 
 
 def update_tables(model: CompressionModel) -> None:
-    """Rebuild every entropy model's coder tables from the weights (Gaussian scale table of
-    ``SCALE_LEVELS`` log-spaced scales)."""
+    """Rebuild every entropy model's coder tables from the weights (Gaussian scale table of the
+    model config's ``scale_levels`` log-spaced scales, else ``SCALE_LEVELS``)."""
     from compressai.models.google import get_scale_table
 
-    model.update(scale_table=get_scale_table(levels=SCALE_LEVELS), force=True)
+    levels = getattr(getattr(model, "cfg", None), "scale_levels", SCALE_LEVELS)
+    model.update(scale_table=get_scale_table(levels=levels), force=True)
 M = TypeVar("M", bound=CompressionModel)
 C = TypeVar("C", bound="ArchConfig")
 
@@ -86,9 +89,13 @@ def load_codec_checkpoint(path: str | Path, make: Callable[[dict[str, Any]], M],
     """Build ``make(config)``, load the weights, rebuild the coder tables; eval mode. ``codec``
     names the registered codec whose official checkpoints (``format: official``, or detected by
     their keys under ``auto``) are converted on the way (:mod:`vcm.codecs.official`)."""
-    from vcm.codecs.official import load_weights, read_codec_weights
+    from vcm.codecs.official import load_weights, read_codec_weights, where_published
 
-    ckpt = load_checkpoint(require_file(expand_path(str(path)), f"{what} checkpoint"))
+    try:
+        file = require_file(expand_path(str(path)), f"{what} checkpoint")
+    except MissingAssetError as e:  # an unset variable or a missing file: say where official files are
+        raise MissingAssetError(f"{e}{where_published(codec) if codec and format != 'vcm' else ''}") from e
+    ckpt = load_checkpoint(file)
     if codec is None and format == "auto" and not ("config" in ckpt and "state_dict" in ckpt):
         raise ValueError(f"{path} is not a {what} checkpoint (needs 'config' and 'state_dict')")
     config, weights = read_codec_weights(ckpt, codec or what, str(path), "vcm" if codec is None else format)

@@ -33,7 +33,10 @@ class Converted:
 
 
 class Converter(Protocol):
-    """Maps one codec's official state dict onto vcm's model."""
+    """Maps one codec's official state dict onto vcm's model; ``published`` says where the
+    authors' checkpoints are (a URL), or that none were released."""
+
+    published: str
 
     def matches(self, state: Mapping[str, torch.Tensor]) -> bool:
         """Whether ``state`` (unwrapped, see :func:`official_state`) has this codec's official keys."""
@@ -49,6 +52,13 @@ CONVERTERS: Registry[Converter] = Registry("weights converter")
 CONVERTERS.register_lazy("segpic", "vcm.codecs.segpic.official:Converter")
 CONVERTERS.register_lazy("gitssic", "vcm.codecs.gitssic.official:Converter")
 CONVERTERS.register_lazy("mcm", "vcm.codecs.mcm.official:Converter")
+
+
+def where_published(codec: str) -> str:
+    """'; official <codec> checkpoints: <where>' for a missing-file message, or '' (no converter)."""
+    if codec not in CONVERTERS:
+        return ""
+    return f"; official {codec} checkpoints: {CONVERTERS.get(codec)().published}"
 
 
 def is_vcm_checkpoint(ckpt: Mapping[str, Any]) -> bool:
@@ -84,9 +94,13 @@ def convert(codec: str, ckpt: Mapping[str, Any], source: str) -> Converted:
         raise ValueError(f"{source} is neither a vcm {codec} checkpoint (no 'config') nor an official one "
                          f"(its keys, e.g. {some}, are not {codec}'s)")
     try:
-        return converter.convert(state)
+        out = converter.convert(state)
     except (KeyError, IndexError) as e:
         raise ValueError(f"{source}: official {codec} checkpoint lacks {e}") from e
+    levels = out.config.get("scale_levels")
+    note = (f"coder tables: {levels} Gaussian scales, as the official code, so the bytes are its bytes "
+            "(scale_levels=256: vcm's finer table)") if levels is not None else None
+    return replace(out, notes=(*out.notes, note)) if note else out
 
 
 def read_codec_weights(ckpt: Mapping[str, Any], codec: str, source: str,

@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from vcm.codecs.checkpoint import OFFICIAL_SCALE_LEVELS
 from vcm.codecs.gitssic.model import GitSsicConfig, GitSsicModel
 from vcm.codecs.gitssic.tables import TAIL, tail_target
 from vcm.codecs.official import Converted
@@ -69,7 +70,8 @@ def infer_config(state: Mapping[str, torch.Tensor]) -> GitSsicConfig:
         raise ValueError(f"official z prior with {filters} filter layers; the official code has 3")
     return GitSsicConfig(dims=dims, depths=depths, heads=tuple(int(t.shape[1]) for t in tables), window=window,
                          mlp_ratio=hidden / dims[0], hyper_channels=widths.pop(),
-                         slices=_count(state, r"char_m_means\.(\d+)\."), layout="released")
+                         slices=_count(state, r"char_m_means\.(\d+)\."), layout="released",
+                         scale_levels=OFFICIAL_SCALE_LEVELS)
 
 
 def _rename(key: str) -> str:
@@ -105,6 +107,9 @@ def _bisect(logits: Any, target: float, channels: int, steps: int = 60) -> torch
 
 class Converter:
     """The ``gitssic`` entry of :data:`vcm.codecs.official.CONVERTERS`."""
+
+    published = ("the authors' Google Drive folder "
+                 "https://drive.google.com/drive/folders/1hmZYSdVnjyPzAx5OYaoudOpSkz3EylYG")
 
     def matches(self, state: Mapping[str, torch.Tensor]) -> bool:
         return "g_a_pe.0.proj.weight" in state and "char_m_means.0.0.weight" in state

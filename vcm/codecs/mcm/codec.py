@@ -39,11 +39,14 @@ def save_mcm_checkpoint(model: McmModel, path: str | Path, half: bool = False, *
     return save_codec_checkpoint(model, model.cfg.to_dict(), path, half, **extra)
 
 
-def load_mcm(path: str | Path, format: str = "auto", heads: tuple[int, int] | None = None) -> McmModel:
+def load_mcm(path: str | Path, format: str = "auto", heads: tuple[int, int] | None = None,
+             scale_levels: int | None = None) -> McmModel:
     """A vcm MCM checkpoint or an official one (converted on the way, :mod:`.official`);
     ``heads`` (encoder, decoder) replaces the stored attention head counts (an official file's
-    shapes do not tell them: MCM's 12 and 16 otherwise)."""
-    extra = {} if heads is None else {"enc_heads": int(heads[0]), "dec_heads": int(heads[1])}
+    shapes do not tell them: MCM's 12 and 16 otherwise), ``scale_levels`` the coder-table size
+    (official files: 64, vcm's: 256)."""
+    extra: dict[str, int] = {} if heads is None else {"enc_heads": int(heads[0]), "dec_heads": int(heads[1])}
+    extra |= {} if scale_levels is None else {"scale_levels": scale_levels}
     return load_codec_checkpoint(path, lambda cfg: McmModel(McmConfig.from_dict({**cfg, **extra})), "MCM",
                                  codec="mcm", format=format)
 
@@ -144,8 +147,9 @@ class McmCodec:
 
 
 def mcm(*, checkpoint: str, format: str = "auto", positions: str = "huffman", tile: int = 256,
-        heads: list[int] | None = None, device: torch.device | None = None) -> McmCodec:
+        heads: list[int] | None = None, scale_levels: int | None = None,
+        device: torch.device | None = None) -> McmCodec:
     """MCM from a checkpoint written by :func:`save_mcm_checkpoint` (or ``vcm train``) or by
     MCM's official ``main_compress.py`` (``format``: auto / vcm / official; ``heads``: see :func:`load_mcm`)."""
-    return McmCodec(load_mcm(checkpoint, format, None if heads is None else (heads[0], heads[1])),
+    return McmCodec(load_mcm(checkpoint, format, None if heads is None else (heads[0], heads[1]), scale_levels),
                     positions, tile, device, checkpoint)

@@ -30,7 +30,7 @@ from compressai.models import CompressionModel
 from torch import nn
 from torch.nn.utils.rnn import pad_sequence
 
-from vcm.codecs.checkpoint import ArchConfig
+from vcm.codecs.checkpoint import SCALE_LEVELS, ArchConfig
 from vcm.codecs.entropy import ChARM, conv_net
 from vcm.codecs.entropy.bottleneck import SignedEntropyBottleneck
 from vcm.codecs.entropy.hyper import hyper_analysis, hyper_synthesis
@@ -70,10 +70,13 @@ class McmConfig(ArchConfig):
     order: str = "sampling"  # training token order: random permutation (MCM's sampling) or raster
     layout: str = "official"
     pos_grid: int = 16  # official layout: side of the stored position tables, in patches
+    scale_levels: int = SCALE_LEVELS  # Gaussian scales of the y coder table (official code: 64)
 
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {LAYOUTS}, got {self.layout!r}")
+        if self.scale_levels < 2:
+            raise ValueError(f"scale_levels must be at least 2, got {self.scale_levels}")
         if self.pos_grid < 1:
             raise ValueError(f"pos_grid must be >= 1, got {self.pos_grid}")
 

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 
-from vcm.codecs.checkpoint import TABLES
+from vcm.codecs.checkpoint import OFFICIAL_SCALE_LEVELS, TABLES
 from vcm.codecs.mcm.model import McmConfig, McmModel
 from vcm.codecs.official import Converted
 
@@ -72,7 +72,8 @@ def infer_config(state: Mapping[str, torch.Tensor], heads: tuple[int, int] = HEA
             "dec_heads": heads[1], "mlp_ratio": int(state["blocks.0.mlp.fc1.weight"].shape[0]) / int(dim),
             "analysis": list(_convs(state, "g_a.")), "hyper": list(_convs(state, "h_a.")), "slices": slices,
             "max_support": support, "charm_hidden": list(_convs(state, "cc_mean_transforms.0.")[:-1]),
-            "order": "sampling", "layout": "official", "pos_grid": math.isqrt(int(state["pos_embed"].shape[1]) - 1)}
+            "order": "sampling", "layout": "official", "pos_grid": math.isqrt(int(state["pos_embed"].shape[1]) - 1),
+            "scale_levels": OFFICIAL_SCALE_LEVELS}
 
 
 def vcm_key(key: str) -> str | None:
@@ -131,6 +132,8 @@ def _constants(channels: int) -> dict[str, torch.Tensor]:
 class Converter:
     """The ``mcm`` entry of :data:`vcm.codecs.official.CONVERTERS`; ``heads`` = (encoder,
     decoder) attention heads, which the shapes do not tell (MCM's defaults)."""
+
+    published = "none released (train with the official main_compress.py; its checkpoint-*.pth files load)"
 
     def __init__(self, heads: tuple[int, int] = HEADS) -> None:
         self.heads = heads

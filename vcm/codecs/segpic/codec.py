@@ -31,9 +31,11 @@ def save_segpic_checkpoint(model: SegpicModel, path: str | Path, half: bool = Fa
     return save_codec_checkpoint(model, model.cfg.to_dict(), path, half, **extra)
 
 
-def load_segpic(path: str | Path, format: str = "auto") -> SegpicModel:
-    """A vcm checkpoint, or the official code's (``format``: auto detects it by its keys)."""
-    return load_codec_checkpoint(path, lambda cfg: SegpicModel(SegpicConfig.from_dict(cfg)), "SegPIC",
+def load_segpic(path: str | Path, format: str = "auto", scale_levels: int | None = None) -> SegpicModel:
+    """A vcm checkpoint, or the official code's (``format``: auto detects it by its keys);
+    ``scale_levels`` replaces the stored coder-table size (official files: 64, vcm's: 256)."""
+    extra = {} if scale_levels is None else {"scale_levels": scale_levels}
+    return load_codec_checkpoint(path, lambda cfg: SegpicModel(SegpicConfig.from_dict({**cfg, **extra})), "SegPIC",
                                  codec="segpic", format=format)
 
 
@@ -83,7 +85,9 @@ class SegpicCodec:
         return Decoded(np.ascontiguousarray(img))
 
 
-def segpic(*, checkpoint: str, format: str = "auto", device: torch.device | None = None) -> SegpicCodec:
+def segpic(*, checkpoint: str, format: str = "auto", scale_levels: int | None = None,
+           device: torch.device | None = None) -> SegpicCodec:
     """SegPIC from a checkpoint written by :func:`save_segpic_checkpoint` (or ``vcm train``), or
-    from the official code's (``format``: ``auto``, ``vcm`` or ``official``)."""
-    return SegpicCodec(load_segpic(checkpoint, format), device, checkpoint)
+    from the official code's (``format``: ``auto``, ``vcm`` or ``official``; ``scale_levels``:
+    see :func:`load_segpic`)."""
+    return SegpicCodec(load_segpic(checkpoint, format, scale_levels), device, checkpoint)

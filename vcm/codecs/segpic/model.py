@@ -32,7 +32,7 @@ from compressai.models import CompressionModel
 from compressai.ops import quantize_ste
 from torch import nn
 
-from vcm.codecs.checkpoint import ArchConfig
+from vcm.codecs.checkpoint import SCALE_LEVELS, ArchConfig
 from vcm.codecs.entropy import ChARM, conv_net
 from vcm.codecs.entropy.bottleneck import SignedEntropyBottleneck
 from vcm.codecs.entropy.hyper import hyper_analysis, hyper_synthesis
@@ -86,10 +86,13 @@ class SegpicConfig(ArchConfig):
     rat: bool = True  # False: the "BL" baseline (no RAT, no SAL)
     head: int = 32
     layout: str = "official"
+    scale_levels: int = SCALE_LEVELS  # Gaussian scales of the y coder table (official code: 64)
 
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
+        if self.scale_levels < 2:
+            raise ValueError(f"scale_levels must be at least 2, got {self.scale_levels}")
         if self.n % self.heads or self.m % self.heads:
             raise ValueError(f"n {self.n} and m {self.m} must be multiples of heads {self.heads}")
         if len(self.windows) != 2 or not (self.proto and self.proto2):

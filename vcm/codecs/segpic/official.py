@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from vcm.codecs.checkpoint import TABLES
+from vcm.codecs.checkpoint import OFFICIAL_SCALE_LEVELS, TABLES
 from vcm.codecs.official import Converted
 from vcm.codecs.segpic.model import SegpicConfig, SegpicModel
 
@@ -101,11 +101,15 @@ def infer_config(state: Mapping[str, torch.Tensor]) -> dict[str, Any]:
             "proto_synth": list(synth.pop()), "hyper": list(_outs(state, "h_a.")), "slices": slices,
             "max_support": support, "charm_hidden": list(_outs(state, "charm.mean_nets.0.")[:-1]),
             "wam_units": len({k.split(".")[3] for k in state if k.startswith("g_a1.2.trunk.")}), "rat": True,
-            "head": int(state["g_s2.3.weight"].shape[1]), "layout": "official"}
+            "head": int(state["g_s2.3.weight"].shape[1]), "layout": "official",
+            "scale_levels": OFFICIAL_SCALE_LEVELS}
 
 
 class Converter:
     """The ``segpic`` entry of :data:`vcm.codecs.official.CONVERTERS`."""
+
+    published = ("six MSE models, SegPIC(192, 320), in the authors' Google Drive folder "
+                 "https://drive.google.com/drive/folders/1rDyvCVkTiqzCq4urW60OsIKOTLWBp3si")
 
     def matches(self, state: Mapping[str, torch.Tensor]) -> bool:
         return any(k.startswith("dyn_enc_hyper.") for k in state) and any(k.startswith("g_ab2.") for k in state)
@@ -120,7 +124,7 @@ class Converter:
                 raise ValueError(f"{key} differs from the module it names ({new}); the file is inconsistent")
             out[new] = value
         config = infer_config(out)
-        notes = tuple(f"{k} {v}" for k, v in config.items() if k not in ("rat", "layout"))
+        notes = tuple(f"{k} {v}" for k, v in config.items() if k not in ("rat", "layout", "scale_levels"))
         return Converted(config, out, ("inferred from shapes: " + ", ".join(notes),))
 
     def model(self, config: dict[str, Any]) -> SegpicModel:

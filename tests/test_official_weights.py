@@ -39,10 +39,15 @@ def test_format_selects_how_a_file_is_read() -> None:
     assert read_codec_weights(vcm_file, "segpic", "f.pth")[0] == {"n": 1}
     with pytest.raises(ValueError, match="not a vcm segpic checkpoint.*format: official"):
         read_codec_weights({"a": torch.zeros(1)}, "segpic", "f.pth", "vcm")
+    with pytest.raises(ValueError, match="is a vcm segpic checkpoint, not an official one"):
+        read_codec_weights(vcm_file, "segpic", "f.pth", "official")
     with pytest.raises(ValueError, match="format must be one of auto, vcm, official"):
         read_codec_weights(vcm_file, "segpic", "f.pth", "onnx")
     with pytest.raises(ValueError, match="neither a vcm segpic checkpoint .* nor an official one"):
         read_codec_weights({"foo.weight": torch.zeros(1)}, "segpic", "f.pth")
+    stub = {"dyn_enc_hyper.0.weight": torch.zeros(1), "g_ab2.0.weight": torch.zeros(1)}  # SegPIC's keys, no more
+    with pytest.raises(ValueError, match="official segpic checkpoint (lacks|is incomplete)"):
+        read_codec_weights(stub, "segpic", "f.pth")
     with pytest.raises(ValueError, match="reads no official emic checkpoints"):
         read_codec_weights({"foo.weight": torch.zeros(1)}, "emic", "f.pth")
 
@@ -72,3 +77,15 @@ def test_convert_weights_overrides_set_what_no_shape_shows_and_are_checked(tmp_p
     err = capsys.readouterr().err
     assert "does not fit this gitssic model: unexpected keys" in err and "wrong shapes charm.mean_nets" in err
     assert not (tmp_path / "x.pth").exists()
+
+
+def test_streams_of_another_scale_table_are_told_apart() -> None:
+    """The same weights with the official 64-level table and vcm's 256-level one code y
+    differently, so their fingerprints differ and a stream of one is refused by the other."""
+    from vcm.codecs.checkpoint import fingerprint
+    from vcm.codecs.gitssic.codec import load_gitssic
+
+    src = Path(__file__).parent / "fixtures" / "official" / "gitssic" / "one_group.pt"
+    official, vcm_table = load_gitssic(src), load_gitssic(src, scale_levels=256)
+    assert official.cfg.scale_levels == 64 and fingerprint(official) != fingerprint(vcm_table)
+    assert fingerprint(load_gitssic(src)) == fingerprint(official)

@@ -39,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     cw.add_argument("codec", help="registered codec, e.g. segpic, gitssic, mcm")
     cw.add_argument("input", help="checkpoint written by the codec's official code")
     cw.add_argument("output", help="vcm checkpoint to write (what checkpoint: reads)")
-    cw.add_argument("overrides", nargs="*", help="config fields no shape shows, e.g. heads=[12,16] (MCM)")
+    cw.add_argument("overrides", nargs="*", help="config fields no shape shows, e.g. enc_heads=12 dec_heads=16 (MCM)")
     sub.add_parser("list", help="list registered components")
     return p
 

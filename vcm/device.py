@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import pickle
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,8 @@ def load_checkpoint(path: str | Path, trusted: bool = False) -> dict[str, Any]:
     """Load a checkpoint file on CPU. Untrusted files are read with ``weights_only`` (tensors and
     plain containers, no code); ``trusted`` is for vcm's own training state (RNG states)."""
     try:
-        obj = torch.load(Path(path), map_location="cpu", weights_only=not trusted)
+        with torch.serialization.safe_globals([argparse.Namespace]):  # official training scripts' 'args'
+            obj = torch.load(Path(path), map_location="cpu", weights_only=not trusted)
     except (OSError, EOFError, RuntimeError, ValueError, pickle.UnpicklingError) as e:
         raise ValueError(f"checkpoint {path} cannot be read as a torch file of weights: {type(e).__name__}: "
                          f"{str(e).splitlines()[0][:120] if str(e) else 'empty or truncated file'}") from e

@@ -5,6 +5,7 @@ byte-identical strings as MCM's own ``compress`` did (64 scale levels, MCM's tab
 vcm's), and decodes to MCM's x_hat; the registered codec's bytes carry those strings and MCM's
 Huffman position record."""
 
+import argparse
 import dataclasses
 import importlib.util
 import json
@@ -55,7 +56,8 @@ def official_state(fixture: dict) -> dict[str, torch.Tensor]:
 @pytest.fixture(scope="module")
 def official_file(fixture: dict, tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("mcm") / "checkpoint-0.pth"
-    torch.save({"model": official_state(fixture), "epoch": 0}, path)  # what main_compress.py writes
+    args = argparse.Namespace(model="MCM", input_size=256, lr=1e-4)  # main_compress.py saves its args too
+    torch.save({"model": official_state(fixture), "optimizer": {}, "epoch": 0, "scaler": {}, "args": args}, path)
     return path
 
 
@@ -73,7 +75,7 @@ def test_converter_infers_the_architecture(official_file: Path, tmp_path: Path) 
 
 
 def test_wrong_or_partial_files_name_their_keys(official_file: Path, tmp_path: Path) -> None:
-    official = torch.load(official_file, mmap=True)["model"]
+    official = torch.load(official_file, mmap=True, weights_only=False)["model"]  # our own file
     state = {k: v for k, v in official.items() if not k.startswith("blocks.1.mlp.fc2")}
     torch.save({"model": state}, tmp_path / "partial.pth")
     with pytest.raises(ValueError, match="missing keys encoder.blocks.1.linear2.bias") as e:

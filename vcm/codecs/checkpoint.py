@@ -74,8 +74,12 @@ def save_codec_checkpoint(model: CompressionModel, config: dict[str, Any], path:
 
 def fingerprint(model: torch.nn.Module) -> bytes:
     """4 bytes naming the weights (and, through names and shapes, the architecture): SHA-1 of
-    every parameter and buffer but the coder tables, in float16 as the files store them."""
+    every parameter and buffer but the coder tables, in float16 as the files store them, and the
+    scale-table size when it is not ``SCALE_LEVELS`` (so 64- and 256-level streams are told apart)."""
     h = hashlib.sha1()
+    levels = getattr(getattr(model, "cfg", None), "scale_levels", SCALE_LEVELS)
+    if levels != SCALE_LEVELS:  # another coder table: streams of one do not decode with the other
+        h.update(f"scale_levels={levels}".encode())
     for k, v in sorted(model.state_dict().items()):
         if k.endswith(TABLES):
             continue

@@ -97,6 +97,8 @@ def convert(codec: str, ckpt: Mapping[str, Any], source: str) -> Converted:
         out = converter.convert(state)
     except (KeyError, IndexError) as e:
         raise ValueError(f"{source}: official {codec} checkpoint lacks {e}") from e
+    except (ArithmeticError, RuntimeError) as e:
+        raise ValueError(f"{source}: official {codec} checkpoint is incomplete or inconsistent: {e}") from e
     levels = out.config.get("scale_levels")
     note = (f"coder tables: {levels} Gaussian scales, as the official code, so the bytes are its bytes "
             "(scale_levels=256: vcm's finer table)") if levels is not None else None
@@ -108,7 +110,9 @@ def read_codec_weights(ckpt: Mapping[str, Any], codec: str, source: str,
     """(config, state dict) of a vcm checkpoint or, by ``format`` or detection, an official one."""
     if format not in FORMATS:
         raise ValueError(f"checkpoint format must be one of {', '.join(FORMATS)}, got {format!r}")
-    if format != "official" and is_vcm_checkpoint(ckpt):
+    if is_vcm_checkpoint(ckpt):
+        if format == "official":
+            raise ValueError(f"{source} is a vcm {codec} checkpoint, not an official one (format: auto or vcm reads it)")
         return ckpt["config"], ckpt["state_dict"]
     if format == "vcm":
         raise ValueError(f"{source} is not a vcm {codec} checkpoint (needs 'config' and 'state_dict'); "
@@ -156,7 +160,7 @@ def convert_file(codec: str, src: str | Path, dst: str | Path,
                  overrides: list[str] | tuple[str, ...] = ()) -> tuple[Path, Converted]:
     """Write the vcm checkpoint of the official file ``src``; the result records the source's SHA-256.
     ``overrides`` (``key=value``, YAML values) set config fields no tensor shape shows, e.g. MCM's
-    ``heads=[12,16]``. The converted weights are loaded into vcm's model first, so a file or an
+    ``enc_heads=12 dec_heads=16``. The converted weights are loaded into vcm's model first, so a file or an
     override that does not fit fails here, before anything is written."""
     from vcm.config import apply_overrides
     from vcm.device import load_checkpoint

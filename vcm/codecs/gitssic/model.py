@@ -60,9 +60,9 @@ class GitSsicConfig(ArchConfig):
       - ``vcm``: vcm's first layout (compressai's z prior with a median and tables, blocks not
         shifted on stages of one window, padding tokens with a label of their own, no clamp).
         Files written before this field existed are the vcm layout.
-    ``scale_levels``: Gaussian scales in the y coder table of the official and released layouts
-    (the official code has 64; vcm's SCALE_LEVELS = 256 rounds scales less: 0.6 % over the
-    estimate at ~1 bit a latent instead of 2 %). The vcm layout always uses SCALE_LEVELS.
+    ``scale_levels``: Gaussian scales in the y coder table (the official code has 64, and
+    converted official files keep it; vcm's SCALE_LEVELS = 256 rounds scales less: 0.6 % over
+    the estimate at ~1 bit a latent instead of 2 %).
     """
 
     dims: tuple[int, ...] = (128, 192, 256, 320)

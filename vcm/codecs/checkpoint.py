@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 from compressai.models import CompressionModel
@@ -53,11 +53,26 @@ C = TypeVar("C", bound="ArchConfig")
 
 
 class ArchConfig:
-    """Mixin for frozen architecture dataclasses stored in checkpoints (tuples <-> YAML lists)."""
+    """Mixin for frozen architecture dataclasses stored in checkpoints (tuples <-> YAML lists).
+
+    A config with a ``layout`` field (the official code's layout or vcm's first one) names its
+    choices in ``LAYOUTS``; a stored config without ``layout`` predates the field: ``vcm``.
+    """
+
+    LAYOUTS: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Self:
+        d = {"layout": "vcm", **d} if cls.LAYOUTS else d
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+    def check_coding(self) -> None:
+        """The checks layout-aware configs share: ``layout`` one of ``LAYOUTS``, ``scale_levels`` >= 2."""
+        layout, levels = getattr(self, "layout", None), getattr(self, "scale_levels", SCALE_LEVELS)
+        if self.LAYOUTS and layout not in self.LAYOUTS:
+            raise ValueError(f"layout must be one of {', '.join(self.LAYOUTS)}, got {layout!r}")
+        if levels < 2:
+            raise ValueError(f"scale_levels must be at least 2, got {levels}")
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}  # type: ignore[call-overload]

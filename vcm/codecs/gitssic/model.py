@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -65,6 +65,8 @@ class GitSsicConfig(ArchConfig):
     the estimate at ~1 bit a latent instead of 2 %).
     """
 
+    LAYOUTS: ClassVar[tuple[str, ...]] = LAYOUTS
+
     dims: tuple[int, ...] = (128, 192, 256, 320)
     depths: tuple[int, ...] = (2, 2, 5, 1)
     heads: tuple[int, ...] = (8, 12, 16, 16)
@@ -76,15 +78,7 @@ class GitSsicConfig(ArchConfig):
     scale_levels: int = SCALE_LEVELS
 
     def __post_init__(self) -> None:
-        if self.layout not in LAYOUTS:
-            raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
-        if self.scale_levels < 2:
-            raise ValueError(f"scale_levels must be at least 2, got {self.scale_levels}")
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> GitSsicConfig:
-        """A stored config; one without ``layout`` (older files) is the vcm layout."""
-        return super().from_dict({"layout": "vcm", **d})
+        self.check_coding()
 
 
 def _legacy_slice_nets(module: nn.Module, state_dict: dict[str, Any], prefix: str, *_: Any) -> None:

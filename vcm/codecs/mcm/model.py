@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional
@@ -54,6 +54,8 @@ class McmConfig(ArchConfig):
     written before this field existed are the vcm layout.
     """
 
+    LAYOUTS: ClassVar[tuple[str, ...]] = LAYOUTS
+
     patch: int = 16
     enc_dim: int = 768
     enc_depth: int = 12
@@ -73,17 +75,9 @@ class McmConfig(ArchConfig):
     scale_levels: int = SCALE_LEVELS  # Gaussian scales of the y coder table (official code: 64)
 
     def __post_init__(self) -> None:
-        if self.layout not in LAYOUTS:
-            raise ValueError(f"layout must be one of {LAYOUTS}, got {self.layout!r}")
-        if self.scale_levels < 2:
-            raise ValueError(f"scale_levels must be at least 2, got {self.scale_levels}")
+        self.check_coding()
         if self.pos_grid < 1:
             raise ValueError(f"pos_grid must be >= 1, got {self.pos_grid}")
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> McmConfig:
-        """A stored config; one without ``layout`` predates the field: the vcm layout."""
-        return super().from_dict({"layout": "vcm", **d})
 
     @property
     def official(self) -> bool:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -71,6 +71,8 @@ class SegpicConfig(ArchConfig):
     ``head``: channels of the last up-block, before the 1x1 conv to RGB (32 as released).
     """
 
+    LAYOUTS: ClassVar[tuple[str, ...]] = LAYOUTS
+
     n: int = 192
     m: int = 320
     heads: int = 8
@@ -89,19 +91,11 @@ class SegpicConfig(ArchConfig):
     scale_levels: int = SCALE_LEVELS  # Gaussian scales of the y coder table (official code: 64)
 
     def __post_init__(self) -> None:
-        if self.layout not in LAYOUTS:
-            raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
-        if self.scale_levels < 2:
-            raise ValueError(f"scale_levels must be at least 2, got {self.scale_levels}")
+        self.check_coding()
         if self.n % self.heads or self.m % self.heads:
             raise ValueError(f"n {self.n} and m {self.m} must be multiples of heads {self.heads}")
         if len(self.windows) != 2 or not (self.proto and self.proto2):
             raise ValueError("windows needs two sizes (y', y); proto and proto2 at least one width")
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> SegpicConfig:
-        """A stored config; one without ``layout`` (older files) is the vcm layout."""
-        return super().from_dict({"layout": "vcm", **d})
 
     def proto_chains(self, c: int, level: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """Channel chains (analysis, synthesis) of the prototype coder of a level (1: y', 2: y)

@@ -33,7 +33,7 @@ def test_bytes_match_the_entropy_estimate(rate: str, size: tuple[int, int], asse
     bs = codec.encode(image=img)
     x = torch.from_numpy(img.copy()).permute(2, 0, 1)[None].float() / 255
     with torch.no_grad():
-        out = codec.model(F.pad(x, centred_padding(*size), mode="replicate"))
+        out = codec.model(F.pad(x, centred_padding(*size), mode=codec.pad_mode))
     est = sum(float(-torch.log2(lik).sum()) for lik in out["likelihoods"].values())
     assert set(out["likelihoods"]) == {"y", "z", "p1", "p2"} and len(unpack(bs.data).sections) == 4
     assert abs(8 * bs.payload_bytes - est) <= 0.01 * est + 4 * 96, (8 * bs.payload_bytes, est)

@@ -82,7 +82,7 @@ def make_report(run_dir: str | Path, anchor: str | None = None, method: str | No
         store.close()
     unit = "clips, rates in kbps over all clips' duration" if clips else "images"
     info = {"config": cfg.name, "dataset": f"{cfg.dataset.type} ({len(exp.dataset.ids())} {unit})",
-            "tasks": ", ".join(t.label for t in exp.plan.tasks),
+            "tasks": ", ".join(t.label for t in exp.plan.tasks) or "none (image quality only)",
             "scoring": (f"pseudo-GT (uncompressed predictions scoring >= {cfg.eval.pseudo_gt_min_score})"
                         if cfg.eval.pseudo_gt else "ground truth"),
             "categories scored": "all" if not cfg.eval.category_ids else ", ".join(map(str, cfg.eval.category_ids)),

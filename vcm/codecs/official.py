@@ -169,7 +169,8 @@ def convert_file(codec: str, src: str | Path, dst: str | Path,
     for ov in overrides:
         if ov.partition("=")[0] not in out.config:
             raise ValueError(f"override {ov!r}: {codec} config has no such key (keys: {', '.join(out.config)})")
-    out = replace(out, config=apply_overrides(dict(out.config), list(overrides)))
+    out = replace(out, config=apply_overrides(dict(out.config), list(overrides)),
+                  notes=(*out.notes, *((f"then set: {' '.join(overrides)}",) if overrides else ())))
     try:
         model = CONVERTERS.get(codec)().model(out.config)
     except (TypeError, ValueError, KeyError) as e:

@@ -20,6 +20,7 @@ from compressai.models.google import get_scale_table
 
 from vcm.cli import main
 from vcm.codecs import CODECS
+from vcm.codecs.checkpoint import TABLES
 from vcm.codecs.container import unpack
 from vcm.codecs.segpic.codec import load_segpic
 from vcm.codecs.segpic.model import GRID, SegpicConfig, SegpicModel
@@ -204,13 +205,18 @@ def test_convert_weights_writes_a_vcm_file_and_names_what_does_not_fit(official:
     assert "\n" not in err and "missing keys rat_dec.cag.1.weight" in err and "unexpected keys g_s2.9.weight" in err
 
 
-def test_older_files_are_the_vcm_layout_and_new_configs_the_official_one() -> None:
+def test_older_files_are_the_vcm_layout_and_new_configs_the_official_one(tmp_path: Path) -> None:
     """A config without ``layout`` (every file written before the field) builds vcm's first
-    layout: the committed tiny weights load as before; a new config is the released layout."""
+    layout, and such a file loads; the committed tiny weights (retrained) are the released layout."""
     assert SegpicConfig().layout == "official" and SegpicConfig.from_dict({"n": 192}).layout == "vcm"
     tiny = torch.load(REPO / "vcm" / "weights" / "segpic-tiny" / "q1.pth", weights_only=False)
-    assert "layout" not in tiny["config"]
-    model = load_segpic(REPO / "vcm" / "weights" / "segpic-tiny" / "q1.pth")
+    assert tiny["config"]["layout"] == "official"
+    old = {k: v for k, v in tiny["config"].items() if k not in ("layout", "proto2", "proto_synth")}
+    old["proto"] = old["proto"][:2]
+    legacy = SegpicModel(SegpicConfig.from_dict(old))
+    state = {k: v for k, v in legacy.state_dict().items() if not k.endswith(TABLES)}
+    torch.save({"config": old, "state_dict": state}, tmp_path / "old.pth")  # as files were written
+    model = load_segpic(tmp_path / "old.pth")
     assert model.cfg.layout == "vcm" and model.rat_enc.cag[1].out_channels == model.cfg.n // 4
     with pytest.raises(ValueError, match="layout must be one of official, vcm"):
         SegpicConfig(layout="released")

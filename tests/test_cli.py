@@ -21,8 +21,17 @@ def test_run_and_report_from_the_cli(tmp_path: Path, coco_root: str, capsys) -> 
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     assert main(["run", str(path), "--no-progress", "grid.codec.0.sweep.quality=[30]"]) == 0
     out = capsys.readouterr().out
-    assert "6 items computed" in out and "BD-rate vs anchor" in out  # gt/jpeg-full = jpeg-full: computed once
+    assert "6 items computed" in out and "BD-rate vs anchor jpeg-full on segm_AP" in out  # gt/jpeg-full: computed once
+    # the terminal gets the short summary (a line per series, the report's path); tables stay in report.md
+    assert "|---" not in out and "## Rate points" not in out and "report.html (every table: report.md)" in out
+    lines = out.splitlines()
+    row = next(ln for ln in lines if ln.startswith("jpeg-full "))
+    assert "anchor" in row and "quality=30: " in row and " at " in row
     assert main(["report", str(tmp_path / "run")]) == 0
+    again = capsys.readouterr().out
+    assert again.startswith("BD-rate vs anchor jpeg-full") and "|---" not in again
+    md = (tmp_path / "run" / "report" / "report.md").read_text()
+    assert "## Rate points" in md and "## Complexity" in md
 
 
 def test_errors_are_reported_with_exit_code_2(tmp_path: Path, coco_root: str, capsys) -> None:

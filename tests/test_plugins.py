@@ -31,7 +31,7 @@ def test_example_plugin_installs_runs_and_reopens(tmp_path: Path, coco_root: str
     assert "6 points" in run.stdout and "BD-rate vs anchor" in run.stdout
     rep = subprocess.run([*cli, "report", str(tmp_path / "run"), "--anchor", "posterize-masked"], env=env,
                          capture_output=True, text=True)
-    assert rep.returncode == 0 and "anchor `posterize-masked`" in rep.stdout, rep.stderr[-2000:]
+    assert rep.returncode == 0 and "BD-rate vs anchor posterize-masked" in rep.stdout, rep.stderr[-2000:]
     without = subprocess.run([*cli, "report", str(tmp_path / "run")], capture_output=True, text=True)
     assert without.returncode == 2 and "unknown codec 'posterize'" in without.stderr  # plugin not installed
 

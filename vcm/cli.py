@@ -28,7 +28,9 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--no-progress", action="store_true")
     ex = sub.add_parser("export", help="write a run's per-image records as CSV")
     ex.add_argument("run_dir")
-    ex.add_argument("-o", "--output", help="CSV path (default RUN_DIR/records.csv)")
+    ex.add_argument("-o", "--output", help="CSV path (default RUN_DIR/records.csv, or RUN_DIR/ctc.csv)")
+    ex.add_argument("--format", choices=["records", "ctc"], default="records",
+                    help="records: one row per image and point; ctc: one per rate point and class (MPEG's layout)")
     t = sub.add_parser("train", help="train a learned codec's rate points (resumes where it stopped)")
     t.add_argument("config")
     t.add_argument("overrides", nargs="*", help="config overrides, e.g. rates.0.steps=100")
@@ -109,6 +111,7 @@ def _run(args: argparse.Namespace) -> int:
         from vcm.report.build import report_is_current
 
         if summary.computed == 0 and report_is_current(run_dir):
+            print((run_dir / "report" / "summary.txt").read_text(), end="")
             print(f"report: {run_dir / 'report' / 'report.html'} (up to date: nothing new was computed)")
             return 0
         args.run_dir, args.anchor, args.method = str(run_dir), None, None
@@ -130,16 +133,16 @@ def _report(args: argparse.Namespace) -> int:
     from vcm.report.build import make_report
 
     files = make_report(args.run_dir, anchor=args.anchor, method=args.method, progress=not args.no_progress)
-    print(f"report: {files['html']}")
-    print(files["md"].read_text().split("\n## Rate points")[0])
+    print(files["txt"].read_text(), end="")
+    print(f"report: {files['html']} (every table: {files['md'].name})")
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
-    from vcm.report.export import export_records
+    from vcm.report.export import export_ctc, export_records
 
-    path, n = export_records(args.run_dir, args.output)
-    print(f"{n} records: {path}")
+    path, n = (export_ctc if args.format == "ctc" else export_records)(args.run_dir, args.output)
+    print(f"{n} {'rows' if args.format == 'ctc' else 'records'}: {path}")
     return 0
 
 

@@ -70,6 +70,12 @@ class EvalConfig:
     category_ids: tuple[int, ...] | None = None  # score only these COCO categories (None: all)
     msssim: bool = False             # also MS-SSIM per image (pytorch_msssim; ~0.2 s per Kodak image)
     lpips: str | None = None         # LPIPS per image, from this local torchvision AlexNet state dict
+    complexity: str = "per_size"     # count networks' MACs / parameters: once per component and image
+                                     # size (per_size), once per component (once), or off
+
+    def __post_init__(self) -> None:
+        if self.complexity not in ("per_size", "once", "off"):
+            raise ConfigError(f"eval.complexity must be per_size, once or off, got {self.complexity!r}")
 
 
 @dataclass(frozen=True)

@@ -103,6 +103,7 @@ class ClipWorker:
         rec = _clip_fields(clip)
         rec["predictions"] = _predictions(clip, frames)
         rec["timings"] = {**_sum_timings(frames), **load}
+        rec["complexity"] = _costs(frames)
         return self._tracked(clip, rec, frames)
 
     def _tracked(self, clip: Clip, rec: dict[str, Any], frames: list[dict[str, Any]]) -> dict[str, Any]:
@@ -167,8 +168,15 @@ def merge(clip: Clip, frames: list[dict[str, Any]], parts: dict[str, int], point
         rec[k] = float(np.mean(vals)) if vals else None
     rec["predictions"] = _predictions(clip, frames)
     rec["timings"] = _sum_timings(frames)
+    rec["complexity"] = _costs(frames)
+    rec["decoded_md5"] = [r.get("decoded_md5") for r in frames]  # one per frame, display order
     rec.update(series=point.series, point=point.point, sweep=dict(point.sweep))
     return rec
+
+
+def _costs(frames: list[dict[str, Any]]) -> dict[str, Any]:
+    """The stage costs counted on any of the clip's frames (all frames have one size)."""
+    return {k: v for r in frames for k, v in r.get("complexity", {}).items()}
 
 
 def _sum_timings(frames: list[dict[str, Any]]) -> dict[str, float | None]:

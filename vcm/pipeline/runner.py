@@ -86,7 +86,7 @@ def make_work(exp: Experiment) -> Callable[[Unit], list[tuple[str, str, bytes]]]
     """Build the experiment's components and return the function computing one unit's records,
     encoded for the store (so a worker, not the run process, pays for JSON and zlib)."""
     seed_everything(exp.config.seed)
-    components = build_all(exp, Components(resolve_device(exp.config.device)))
+    components = build_all(exp, Components(resolve_device(exp.config.device), exp.config.eval.complexity))
     worker: Any = SampleWorker(exp.graph, exp.plan, exp.dataset, components, exp.config.eval.msssim, exp.config.eval.lpips)
     if is_sequence(exp.dataset):
         worker = ClipWorker(worker, exp.plan.trackers)

@@ -10,13 +10,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import cv2
 import numpy as np
 import torch
 
+from vcm.metrics.complexity import Complexity, is_network, measure
 from vcm.metrics.quality import Lpips, ms_ssim, psnr
 from vcm.pipeline.graph import FIXED_KINDS, Graph, Node, _registries, component_class
 from vcm.pipeline.plan import Choice, Plan, Point
@@ -28,11 +29,14 @@ Record = tuple[str, str, dict[str, Any]]  # (sample id, point key, record)
 
 
 class Components:
-    """Builds each fixed component once per run (encoder and decoder are separate objects)."""
+    """Builds each fixed component once per run (encoder and decoder are separate objects) and
+    counts a network component's cost (``complexity``: once per image size it meets, ``once``,
+    or ``off``; see :mod:`vcm.metrics.complexity`)."""
 
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
+    def __init__(self, device: torch.device, complexity: str = "per_size") -> None:
+        self.device, self.complexity = device, complexity
         self._built: dict[tuple[str, str], Any] = {}
+        self._counted: set[tuple[Any, ...]] = set()
         self._regs = _registries()
 
     def get(self, kind: str, choice: Choice) -> Any:
@@ -40,6 +44,17 @@ class Components:
         if key not in self._built:
             self._built[key] = self._regs[kind].build(choice.type, choice.kwargs, device=self.device)
         return self._built[key]
+
+    def measure(self, kind: str, choice: Choice, size: tuple[int, int], fn: Callable[[], Any]) -> Complexity | None:
+        """The cost of ``fn`` (one call of the component on an image of ``size`` (H, W)), counted in
+        a separate call so that the timed call runs uncounted; None when already counted (or not
+        a network, or counting is off)."""
+        comp = self.get(kind, choice)
+        key = (kind, choice.ident) + (size if self.complexity == "per_size" else ())
+        if self.complexity == "off" or key in self._counted or not is_network(comp):
+            return None
+        self._counted.add(key)
+        return measure(comp, fn, *size)
 
 
 def encode_prediction(p: Prediction) -> dict[str, Any]:
@@ -75,15 +90,17 @@ class SampleWorker:
         """The records of one loaded image; ``load`` timings go to its first record."""
         sample_id = sample.id
         if reference:
-            values, keys = self._reference_values(sample, memo)
+            costs: dict[str, Any] = {}
+            values, keys = self._reference_values(sample, memo, costs)
             node = self.graph.by_kind("task")[0]
             preds, timings = {}, dict(load)
             for t in self.plan.tasks:
-                pred, timings[f"{node.name}:{t.label}"] = self._task(t, node, sample.image, values, keys, memo)
+                pred, timings[f"{node.name}:{t.label}"] = self._task(t, node, sample.image, values, keys, memo, costs)
                 preds[t.label] = encode_prediction(pred)
             load = {}
             yield sample_id, REFERENCE, {"height": sample.image.shape[0], "width": sample.image.shape[1],
-                                         "coco_id": sample.coco_id, "predictions": preds, "timings": timings}
+                                         "coco_id": sample.coco_id, "predictions": preds, "timings": timings,
+                                         "complexity": costs}
         for point in points:
             record = self.evaluate(sample, point, memo)
             record["timings"].update(load)
@@ -91,9 +108,10 @@ class SampleWorker:
             yield sample_id, point.key, record
 
     def _task(self, choice: Choice, node: Node, image: np.ndarray, values: dict[str, Any],
-              keys: dict[str, Any], memo: dict[Any, Any]) -> tuple[Prediction, float | None]:
+              keys: dict[str, Any], memo: dict[Any, Any], costs: dict[str, Any]) -> tuple[Prediction, float | None]:
         """Run a head on ``image`` plus its other wired inputs (e.g. person boxes): the prediction
-        and its seconds (None when reused from an identical earlier input)."""
+        and its seconds (None when reused from an identical earlier input); its cost goes to
+        ``costs`` when counted now."""
         head = self.components.get("task", choice)
         ports = getattr(component_class(type(head)), "input_ports", {"image": "image"})
         extra = {p: s for p, s in node.inputs.items() if p != "image" and p in ports}
@@ -101,11 +119,21 @@ class SampleWorker:
                tuple((p, keys[s]) for p, s in sorted(extra.items())))
         if key in memo:
             return memo[key][0], None
+        run = lambda: head(image=image, **{p: values[s] for p, s in extra.items()})  # noqa: E731
+        self._count(costs, f"{node.name}:{choice.label}", "task", choice, image.shape[:2], run)
         t = time.perf_counter()
-        memo[key] = (head(image=image, **{p: values[s] for p, s in extra.items()}), time.perf_counter() - t)
+        memo[key] = (run(), time.perf_counter() - t)
         return memo[key]  # type: ignore[no-any-return]
 
-    def _reference_values(self, sample: Sample, memo: dict[Any, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    def _count(self, costs: dict[str, Any], stage: str, kind: str, choice: Choice, size: tuple[int, int],
+               run: Callable[[], Any]) -> None:
+        """Put the stage's cost in ``costs`` when this is the call that counts it."""
+        cost = self.components.measure(kind, choice, size, run)
+        if cost is not None:
+            costs[stage] = {"kind": kind, "component": choice.ident, **cost.to_dict()}
+
+    def _reference_values(self, sample: Sample, memo: dict[Any, Any],
+                          costs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """Node outputs for the uncompressed reference: the graph with the codec replaced by the
         identity (decode = the original image), other components at the first point's choice."""
         values: dict[str, Any] = {"image": sample.image, "annotations": sample.annotations,
@@ -121,8 +149,10 @@ class SampleWorker:
                 choice = point.choice(node.component)
                 key = (node.name, choice.ident, tuple(keys.get(s) for s in node.inputs.values()))
                 if key not in memo:
+                    run = lambda n=node, c=choice: self._run_node(n, c, values)  # noqa: E731
+                    self._count(costs, node.name, node.kind, choice, sample.image.shape[:2], run)
                     t = time.perf_counter()
-                    memo[key] = (self._run_node(node, choice, values), time.perf_counter() - t)
+                    memo[key] = (run(), time.perf_counter() - t)
                 values[node.name], keys[node.name] = memo[key][0], key
         return values, keys
 
@@ -139,11 +169,12 @@ class SampleWorker:
         return seen
 
     def node_values(self, sample: Sample, point: Point, memo: dict[Any, Any], given: dict[str, Any] | None = None,
-                    until: str | None = None) -> tuple[dict[str, Any], dict[str, Any], dict[str, float | None]]:
+                    until: str | None = None, costs: dict[str, Any] | None = None
+                    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, float | None]]:
         """Every non-task node's output for one point (memoised in ``memo``): values, their
         memo keys, and seconds per node (None where the output was reused, not computed).
         ``given`` supplies some nodes' outputs (a clip codec's bitstream and decoded frame);
-        evaluation stops before node ``until``."""
+        evaluation stops before node ``until``; node costs counted now go to ``costs``."""
         values: dict[str, Any] = {"image": sample.image, "annotations": sample.annotations,
                                   "sample_id": sample.id}
         keys: dict[str, Any] = {k: k for k in values}
@@ -161,8 +192,10 @@ class SampleWorker:
             if key in memo:
                 timings[node.name] = None  # reused: computed for an earlier point of this image
             else:
+                run = lambda n=node, c=choice: self._run_node(n, c, values)  # noqa: E731
+                self._count({} if costs is None else costs, node.name, node.kind, choice, sample.image.shape[:2], run)
                 t = time.perf_counter()
-                out = self._run_node(node, choice, values)
+                out = run()
                 memo[key] = (out, time.perf_counter() - t)
                 timings[node.name] = memo[key][1]
             values[node.name], keys[node.name] = memo[key][0], key
@@ -171,7 +204,8 @@ class SampleWorker:
     def evaluate(self, sample: Sample, point: Point, memo: dict[Any, Any],
                  given: dict[str, Any] | None = None) -> dict[str, Any]:
         """One point's record for one image: rate, fidelity, every head's predictions, timings."""
-        values, keys, timings = self.node_values(sample, point, memo, given)
+        costs: dict[str, Any] = {}
+        values, keys, timings = self.node_values(sample, point, memo, given, costs=costs)
         t = time.perf_counter()
         record = self._rate_and_quality(sample, values)
         timings["metrics"] = time.perf_counter() - t  # bpp, PSNR (in / out of the mask), MS-SSIM, LPIPS
@@ -179,10 +213,11 @@ class SampleWorker:
         for node in self.graph.by_kind("task"):
             image = _as_image(values[node.inputs["image"]])
             for t in self.plan.tasks:
-                pred, dt = self._task(t, node, image, values, keys, memo)
+                pred, dt = self._task(t, node, image, values, keys, memo, costs)
                 record["predictions"][t.label] = encode_prediction(pred)
                 timings[f"{node.name}:{t.label}"] = dt
-        record.update(series=point.series, point=point.point, sweep=dict(point.sweep), timings=timings)
+        record.update(series=point.series, point=point.point, sweep=dict(point.sweep), timings=timings,
+                      complexity=costs)
         return record
 
     def _run_node(self, node: Node, choice: Choice, values: dict[str, Any]) -> Any:
@@ -208,6 +243,7 @@ class SampleWorker:
                       "total": len(bs.data)},
             "bpp": 8 * len(bs.data) / px, "bpp_payload": 8 * bs.payload_bytes / px,
             "bpp_side": 8 * bs.side_bytes / px, "bpp_header": 8 * bs.header_bytes / px,
+            "decoded_md5": hashlib.md5(np.ascontiguousarray(dec.image).tobytes()).hexdigest(),
             "psnr": psnr(sample.image, dec.image),
             "msssim": ms_ssim(sample.image, dec.image) if self.msssim else None,
             "lpips": self.lpips(sample.image, dec.image) if self.lpips is not None else None,

@@ -22,6 +22,7 @@ from vcm.pipeline.runner import Experiment, WorkerSpec, enter, prepare, worker_s
 from vcm.pipeline.store import ResultStore
 from vcm.pipeline.worker import REFERENCE, decode_semantic
 from vcm.report import bootstrap as boot
+from vcm.report import complexity as cx
 from vcm.tasks import TASKS
 
 SCORE_VERSION = 1  # bump when scoring changes: cached scores of older runs are then recomputed
@@ -40,6 +41,8 @@ class Row:
     values: dict[str, float | None] = field(default_factory=dict)
     samples: dict[str, Any] = field(default_factory=dict)  # bootstrap: metric -> (B,) values
     source: str = ""  # a published point (report.references): where it comes from; "" when measured
+    costs: dict[str, dict[str, Any]] = field(default_factory=dict)  # stage -> kMAC/px, params (complexity.py)
+    hashes: dict[str, Any] = field(default_factory=dict)  # sample id -> MD5 of its decoded pixels (list per frame)
 
 
 def primary_metric(kind: str) -> str:
@@ -56,16 +59,19 @@ def aggregate(exp: Experiment, store: ResultStore, progress: bool = False) -> li
     wanted = {p.key: p for p in exp.plan.points}
     ids = set(exp.dataset.ids())
     by_point: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+    costs: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for sid, key, rec in store.records():
         if sid in ids and (key in wanted or key == REFERENCE):
             by_point[key][sid] = rec
+            cx.collect(costs, rec)
     reference = by_point.get(REFERENCE, {})
     scorer = TaskScorer(exp, reference, store)
     prescore(exp, scorer, {k: v for k, v in by_point.items() if k in wanted or k == REFERENCE}, progress)
     n_boot, n_img = exp.config.report.bootstrap, len(ids)
     idx = boot.draws(n_img, n_boot) if n_boot else None
     rows = [Row("reference", "uncompressed", len(reference),
-                {**scorer.score(reference, REFERENCE), **class_scores(scorer, reference, REFERENCE)})]
+                {**scorer.score(reference, REFERENCE), **class_scores(scorer, reference, REFERENCE), **_timings(reference)},
+                costs=cx.point_costs(exp.graph, exp.plan, None, costs))]
     for key, point in tqdm(wanted.items(), desc="scoring", unit="point", disable=not progress, leave=False):
         recs = by_point.get(key)
         if recs:
@@ -80,7 +86,9 @@ def aggregate(exp: Experiment, store: ResultStore, progress: bool = False) -> li
                 if idx is not None and len(recs) == n_img and not is_clip(recs) else {}
             for k, v in samples.items():
                 values[f"{k}_lo"], values[f"{k}_hi"] = boot.interval(v)
-            rows.append(Row(point.series, point.point, len(recs), values, samples))
+            rows.append(Row(point.series, point.point, len(recs), values, samples,
+                            costs=cx.point_costs(exp.graph, exp.plan, point, costs),
+                            hashes={sid: r.get("decoded_md5") for sid, r in sorted(recs.items())}))
     return rows
 
 

@@ -101,7 +101,7 @@ def make_report(run_dir: str | Path, anchor: str | None = None, method: str | No
                "grid": {k: [dataclasses.asdict(s) | {"label": auto_label(s)} for s in specs] for k, specs in cfg.grid.items()},
                "provenance": json.loads(prov.read_text()) if prov.is_file() else {},
                "cautions": cautions(cfg.grid), "gallery": shots,
-               "references": cfg.report.references, "left_out": left_out}
+               "references": cfg.report.references, "left_out": left_out, "complexity": cfg.eval.complexity}
     files = write_report(rows, run_dir / "report", f"vcm report: {cfg.name}", anchor, method, info, context)
     (run_dir / "report" / SIGNATURE).write_text(signature)
     return files

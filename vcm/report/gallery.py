@@ -56,7 +56,7 @@ def gallery(exp: Experiment, out: Path, images: int, device: Any) -> list[Path]:
         return cached
     for old in out.glob("gallery_*.jpg"):
         old.unlink()
-    worker = SampleWorker(exp.graph, exp.plan, exp.dataset, Components(device))
+    worker = SampleWorker(exp.graph, exp.plan, exp.dataset, Components(device, "off"))
     dec_node = exp.graph.by_kind("decode")[0].name
     paths: list[Path] = []
     for sid in sids:

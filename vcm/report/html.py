@@ -103,8 +103,9 @@ def settings_rows(grid: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]
 def page(title: str, anchor: str, method: str, info: dict[str, Any], cautions: list[str],
          bd: list[dict[str, Any]], summary: list[dict[str, Any]], plots: dict[str, Path],
          grid: dict[str, list[dict[str, Any]]], provenance: dict[str, Any], shots: Sequence[Path] = (),
-         references: str = "") -> str:
-    """The whole page as one string (images embedded); ``references``: the published-curves section."""
+         references: str = "", complexity: str = "") -> str:
+    """The whole page as one string (images embedded); ``references``: the published-curves section;
+    ``complexity``: the complexity section."""
     esc = html.escape
     parts = [f"<h1>{esc(title)}</h1>"]
     parts += [f'<p class="caution">{esc(c)}</p>' for c in cautions]
@@ -119,6 +120,7 @@ def page(title: str, anchor: str, method: str, info: dict[str, Any], cautions: l
     parts.append(references)
     parts.append("<h2>Rate points</h2><p>Means over the images; bpp from the bytes (header + side info + "
                  "payload) over the image area.</p>" + table(summary_rows(summary)))
+    parts.append(complexity)
     if shots:
         parts.append("<h2>Decoded images</h2><p>Original, then each series at its middle rate point (this "
                      "image's bpp and PSNR); green: the boundary of the region the codec coded.</p>"

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from vcm.report import complexity as cx
 from vcm.report.aggregate import QUALITY_KEYS, RATE_KEYS, Row, finite
 from vcm.report.bdrate import FLAG_TEXT, METHODS, Curve, bd_metric, bd_rate
 from vcm.report.bootstrap import bd_interval
@@ -205,15 +207,21 @@ def write_report(rows: list[Row], out: Path, title: str, anchor: str, method: st
             plots[metric] = out / f"{metric.replace(':', '_')}_vs_bpp.png"
             drawn[metric] = plot_metric(rows, metric, plots[metric], flagged,
                                         plot_title(metric, ctx.get("tasks", {}), rate_key(rows)), styles)
-    md = _markdown(title, anchor, info, summary, bd, plots) + references_md(refs, left_out, vs_refs)
+    mode = ctx.get("complexity", "per_size")
+    costs = {"series": cx.series_table(rows, mode), "tasks": cx.task_table(rows, mode),
+             "note": cx.NOTE.format(how=cx.HOW[mode])}
+    md = _markdown(title, anchor, info, summary, bd, plots) + references_md(refs, left_out, vs_refs) + _costs_md(costs)
     (out / "report.md").write_text(md)
+    (out / "summary.txt").write_text(terminal_summary(rows, bd, anchor, method, ctx.get("fit", "envelope")))
     (out / "report.html").write_text(page(title, anchor, method, info, ctx.get("cautions", []), bd, summary,
                                           plots, ctx.get("grid", {}), ctx.get("provenance", {}),
-                                          ctx.get("gallery", []), references_html(refs, left_out, vs_refs)))
+                                          ctx.get("gallery", []), references_html(refs, left_out, vs_refs),
+                                          _costs_html(costs)))
     (out / "summary.json").write_text(json.dumps({"rows": summary, "bdrate": bd, "bd_vs_references": vs_refs,
+                                                  "complexity": costs,
                                                   "references": [r.to_dict() for r in refs], "legends": drawn,
                                                   "info": info}, indent=1))
-    return {"md": out / "report.md", "html": out / "report.html", "csv": out / "summary.csv",
+    return {"md": out / "report.md", "html": out / "report.html", "csv": out / "summary.csv", "txt": out / "summary.txt",
             "bdrate": out / "bdrate.csv", **{f"plot:{k}": v for k, v in plots.items()}}
 
 
@@ -227,6 +235,38 @@ def _markdown(title: str, anchor: str, info: dict[str, Any], summary: list[dict[
              markdown_table(bd), "\n## Rate points\n\n", markdown_table(summary), "\n## Curves\n\n"]
     parts += [f"![{m}]({p.name})\n" for m, p in plots.items()]
     return "".join(parts)
+
+
+def terminal_summary(rows: list[Row], bd: list[dict[str, Any]], anchor: str, method: str, fit: str) -> str:
+    """A short plain-text table: per series, the BD-rate on the first task metric (PSNR when no
+    task) with its flags, and its best point (highest metric, with its rate)."""
+    metrics = bd_metrics(rows)
+    metric, axis = metrics[0], rate_key(rows)
+    lines = [f"BD-rate vs anchor {anchor} on {metric} ({method}, {fit}; % bits at equal {metric}, negative = fewer)",
+             f"{'series':<24} {'BD-rate %':>10}  {'flags':<34} best point ({metric} at {axis})"]
+    by_series = {b["series"]: b for b in bd if b["metric"] == metric}
+    for series, c in curves([r for r in rows if not r.source], metric).items():
+        b = by_series.get(series)
+        v = "anchor" if series == anchor else "n/a" if b is None or b["bd_rate_pct"] is None else f"{b['bd_rate_pct']:+.1f}"
+        best = max(range(len(c.rate)), key=lambda i: c.metric[i])
+        name = next(r.point for r in rows if r.series == series and r.values.get(axis) == c.rate[best])
+        name = re.sub(r"[^=,]*/", "", name)  # checkpoint=q2.pth, not the whole path
+        lines.append(f"{series[:24]:<24} {v:>10}  {(b or {}).get('flags', ''):<34} "
+                     f"{name}: {c.metric[best]:.3f} at {c.rate[best]:.3f}")
+    return "\n".join(lines) + "\n"
+
+
+def _costs_md(costs: dict[str, Any]) -> str:
+    return (f"\n## Complexity\n\n{costs['note']}\n\n" + markdown_table(costs["series"]) + "\n"
+            + markdown_table(costs["tasks"]))
+
+
+def _costs_html(costs: dict[str, Any]) -> str:
+    import html
+
+    from vcm.report.html import table
+
+    return f"<h2>Complexity</h2><p>{html.escape(costs['note'])}</p>" + table(costs["series"]) + table(costs["tasks"])
 
 
 def _bd_pivot(bd: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -83,7 +83,8 @@ class TFLiteModel:
             import torch
 
             num_threads = torch.get_num_threads()
-        self.interpreter = litert.Interpreter(model_path=str(model), num_threads=num_threads)
+        self.path = str(model)
+        self.interpreter = litert.Interpreter(model_path=self.path, num_threads=num_threads)
         self.interpreter.allocate_tensors()
         self.input = self.interpreter.get_input_details()[0]
         self.outputs = self.interpreter.get_output_details()
@@ -91,6 +92,12 @@ class TFLiteModel:
     @property
     def input_size(self) -> int:
         return int(self.input["shape"][1])
+
+    def network_cost(self) -> tuple[int, int, str]:
+        """(MACs of one call, weights read, counter): see :func:`vcm.metrics.complexity.tflite_cost`."""
+        from vcm.metrics.complexity import tflite_cost
+
+        return tflite_cost(self.path)
 
     def __call__(self, x: np.ndarray) -> list[np.ndarray]:
         """Run on a float32 (1, S, S, 3) batch; returns the outputs in declared order."""

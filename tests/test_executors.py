@@ -61,9 +61,26 @@ def same_outputs(got: dict, serial: dict) -> None:
     """Same bytes and predictions per (image, series, point) as the serial run (the codec type
     differs, so the point keys do)."""
     def index(recs: dict) -> dict:
-        return {(sid, r.get("series"), r.get("point")): (r.get("bytes"), r["predictions"]) for (sid, _), r in recs.items()}
+        return {(sid, r.get("series"), r.get("point")): (r.get("bytes"), r.get("decoded_md5"), r["predictions"])
+                for (sid, _), r in recs.items()}
 
-    assert len(got) == len(serial) and index(got) == index(serial)
+    assert len(got) == len(serial) and index(got) == index(serial)  # decoded-pixel MD5s included
+
+
+def hashes(recs: dict) -> dict:
+    """(image, series, point) -> the MD5 of the decoded pixels."""
+    return {(sid, r["series"], r["point"]): r["decoded_md5"] for (sid, _), r in recs.items() if "series" in r}
+
+
+def test_two_runs_decode_the_same_pixels(tmp_path: Path, coco_root: str, serial: dict) -> None:
+    """Every record carries the MD5 of its decoded pixels; a second run (another folder, another
+    process) gives the same hashes, and different qualities give different ones."""
+    again = run(experiment(tmp_path, coco_root, "again"), progress=False)
+    first, second = hashes(serial), hashes(records(again.run_dir))
+    assert len(first) == TOTAL - 3 and all(re.fullmatch(r"[0-9a-f]{32}", h) for h in first.values())
+    assert second == first
+    sid = next(iter(first))[0]
+    assert first[(sid, "jpeg-full", "quality=20")] != first[(sid, "jpeg-full", "quality=60")]
 
 
 def experiment(tmp_path: Path, coco_root: str, name: str, **over: object):

@@ -3,6 +3,7 @@ a head per frame, ByteTrack over the clip, kbps, COCOeval over all frames and HO
 
 from __future__ import annotations
 
+import csv
 import math
 from pathlib import Path
 
@@ -64,6 +65,9 @@ def test_a_clip_is_one_record_per_point_with_kbps_from_its_bytes(clip_run: tuple
         assert {d["image_id"] for d in r["predictions"]["seg"]["instances"]} <= set(ids)
         tracks = r["tracks"]["bytetrack"]["seg"]
         assert len(tracks) == FRAMES and all("track_id" in d for f in tracks for d in f)
+        assert len(r["decoded_md5"]) == FRAMES and len(set(r["decoded_md5"])) == FRAMES  # one MD5 per frame
+    by = {(p.series, p.point): recs[p.key]["decoded_md5"] for p in exp.plan.points}
+    assert by[("hevc-ld", "qp=30")] != by[("hevc-ld", "qp=45")]
 
 
 def test_inter_coding_beats_coding_each_frame_and_quality_follows_qp(clip_run: tuple) -> None:
@@ -129,3 +133,17 @@ def test_mot_sequences_in_two_classes_are_scored_against_their_track_ids(tmp_pat
     mean = sum(point.values[f"kbps[{g}]"] * dur[g] for g in "AB") / sum(dur.values())
     assert point.values["kbps"] == pytest.approx(mean)
     assert all(0 <= point.values[k] <= 1 for k in ("HOTA", "IDF1")) and point.values["MOTA"] <= 1
+    from vcm.report.export import export_ctc
+
+    path, n = export_ctc(exp.run_dir)  # MPEG's layout: a row per point and class, then the class average
+    table = list(csv.DictReader(path.open()))
+    assert n == len(table) == 3 * len(exp.plan.points)
+    rows_of = [r for r in table if r["series"] == "hevc-ld" and r["point"] == point.point]
+    assert [r["class"] for r in rows_of] == ["A", "B", "average"]
+    a, b, avg = rows_of
+    assert float(a["kbps"]) == pytest.approx(point.values["kbps[A]"]) and float(b["HOTA"]) == pytest.approx(point.values["HOTA[B]"])
+    assert float(avg["kbps"]) == pytest.approx((float(a["kbps"]) + float(b["kbps"])) / 2)
+    assert float(avg["MOTA"]) == pytest.approx((float(a["MOTA"]) + float(b["MOTA"])) / 2)
+    key = next(p.key for p in exp.plan.points if p.series == "hevc-ld" and p.point == point.point)
+    assert float(a["psnr"]) == pytest.approx(next(r["psnr"] for (_, k), r in recs.items() if k == key and r["group"] == "A"))
+    assert len(a["decoded_md5"]) == 32 and a["decoded_md5"] != b["decoded_md5"]

@@ -42,7 +42,6 @@ class Row:
     samples: dict[str, Any] = field(default_factory=dict)  # bootstrap: metric -> (B,) values
     source: str = ""  # a published point (report.references): where it comes from; "" when measured
     costs: dict[str, dict[str, Any]] = field(default_factory=dict)  # stage -> kMAC/px, params (complexity.py)
-    hashes: dict[str, Any] = field(default_factory=dict)  # sample id -> MD5 of its decoded pixels (list per frame)
 
 
 def primary_metric(kind: str) -> str:
@@ -87,8 +86,7 @@ def aggregate(exp: Experiment, store: ResultStore, progress: bool = False) -> li
             for k, v in samples.items():
                 values[f"{k}_lo"], values[f"{k}_hi"] = boot.interval(v)
             rows.append(Row(point.series, point.point, len(recs), values, samples,
-                            costs=cx.point_costs(exp.graph, exp.plan, point, costs),
-                            hashes={sid: r.get("decoded_md5") for sid, r in sorted(recs.items())}))
+                            costs=cx.point_costs(exp.graph, exp.plan, point, costs)))
     return rows
 
 

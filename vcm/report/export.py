@@ -51,7 +51,7 @@ def export_ctc(run_dir: str | Path, out: str | Path | None = None) -> tuple[Path
     """Write ``out`` (default ``RUN_DIR/ctc.csv``): one row per rate point per class, then class
     averages (:mod:`vcm.report.ctc`); task scores come from the store's cache when reported."""
     from vcm.report.aggregate import aggregate
-    from vcm.report.ctc import class_psnr, ctc_rows, write_ctc
+    from vcm.report.ctc import class_stats, ctc_rows, write_ctc
 
     run_dir = Path(run_dir).resolve()
     cfg, store = open_run(run_dir)
@@ -66,7 +66,7 @@ def export_ctc(run_dir: str | Path, out: str | Path | None = None) -> tuple[Path
                 by_point.setdefault(points[key], {})[sid] = rec
     finally:
         store.close()
-    table = ctc_rows(rows, {k: class_psnr(v) for k, v in by_point.items()})
+    table = ctc_rows(rows, {k: class_stats(v) for k, v in by_point.items()})
     path = Path(out) if out else run_dir / "ctc.csv"
     write_ctc(path, table)
     return path, len(table)

@@ -53,7 +53,18 @@ def test_unknown_key_names_key_and_allowed() -> None:
         parse_experiment(raw)
     raw = _raw()
     raw["report"]["anchr"] = "x"
-    with pytest.raises(ConfigError, match="unknown key 'anchr'.*allowed: anchor, bd_method, formats"):
+    with pytest.raises(ConfigError, match="unknown key 'anchr'.*allowed: anchor, bd_method, bd_fit, formats"):
+        parse_experiment(raw)
+
+
+@pytest.mark.parametrize(("section", "key", "value", "message"), [
+    ("report", "bd_fit", "spline", "report.bd_fit must be envelope or curve_fit, got 'spline'"),
+    ("eval", "complexity", "always", "eval.complexity must be per_size, once or off, got 'always'"),
+])
+def test_bad_fit_and_complexity_values_are_named(section: str, key: str, value: str, message: str) -> None:
+    raw = _raw()
+    raw.setdefault(section, {})[key] = value
+    with pytest.raises(ConfigError, match=message):
         parse_experiment(raw)
 
 

@@ -58,7 +58,9 @@ def test_report_files_and_tables(tmp_path: Path, coco_root: str) -> None:
     assert "data:image/png;base64," in page and page.count("data:image/jpeg;base64,") == 2  # gallery: 2 images
     assert "<table class=\"sortable\">" in page and "an oracle no deployed encoder has" in page
     bd = files["bdrate"].read_text().splitlines()
-    assert bd[0].startswith("series,metric,anchor,bd_rate_pct,bd_rate_cubic,bd_rate_pchip,bd_rate_akima,overlap_pct")
+    assert bd[0].startswith("series,metric,anchor,bd_rate_pct,bd_rate_cubic,bd_rate_pchip,bd_rate_akima,"
+                            "bd_rate_envelope,bd_rate_curve_fit,overlap_pct")
+    assert "- BD curve fit: envelope" in md
     rows = list(__import__("csv").DictReader(files["bdrate"].open()))
     assert rows and not any(r["series"] == "jpeg-full" for r in rows)  # the anchor has no BD row
     assert all("points" in r["flags"].split() for r in rows)  # two qualities per series: flagged

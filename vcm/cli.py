@@ -25,6 +25,7 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("run_dir")
     rep.add_argument("--anchor", help="series BD-rates are computed against")
     rep.add_argument("--method", choices=["pchip", "akima", "cubic"], help="headline BD interpolation")
+    rep.add_argument("--fit", choices=["envelope", "curve_fit"], help="what a non-monotonic curve becomes")
     rep.add_argument("--no-progress", action="store_true")
     ex = sub.add_parser("export", help="write a run's per-image records as CSV")
     ex.add_argument("run_dir")
@@ -114,7 +115,7 @@ def _run(args: argparse.Namespace) -> int:
             print((run_dir / "report" / "summary.txt").read_text(), end="")
             print(f"report: {run_dir / 'report' / 'report.html'} (up to date: nothing new was computed)")
             return 0
-        args.run_dir, args.anchor, args.method = str(run_dir), None, None
+        args.run_dir, args.anchor, args.method, args.fit = str(run_dir), None, None, None
         return _report(args)
     return 0
 
@@ -132,7 +133,8 @@ def _train(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from vcm.report.build import make_report
 
-    files = make_report(args.run_dir, anchor=args.anchor, method=args.method, progress=not args.no_progress)
+    files = make_report(args.run_dir, anchor=args.anchor, method=args.method, progress=not args.no_progress,
+                        fit=args.fit)
     print(files["txt"].read_text(), end="")
     print(f"report: {files['html']} (every table: {files['md'].name})")
     return 0

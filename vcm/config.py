@@ -82,6 +82,8 @@ class EvalConfig:
 class ReportConfig:
     anchor: str | None = None         # series label BD-rates are computed against (default: first)
     bd_method: str = "pchip"          # headline BD interpolation: pchip (JVET / MPEG CTC) | akima | cubic
+    bd_fit: str = "envelope"          # a non-monotonic curve: its monotone envelope | curve_fit (MPEG's
+                                      # monotonic cubic, Wang et al. PCS 2024)
     formats: tuple[str, ...] = ("png", "md", "csv", "html")
     gallery: int = 2                  # images shown decoded by every series in the HTML report (0: none)
     bpp: str = "mean"                 # rate of curves and BD: mean of per-image bpp | pooled (bits / pixels)
@@ -96,6 +98,8 @@ class ReportConfig:
             object.__setattr__(self, "references", parse_references(self.references))
         if self.bd_method not in ("pchip", "akima", "cubic"):
             raise ConfigError(f"report.bd_method must be pchip, akima or cubic, got {self.bd_method!r}")
+        if self.bd_fit not in ("envelope", "curve_fit"):
+            raise ConfigError(f"report.bd_fit must be envelope or curve_fit, got {self.bd_fit!r}")
         if self.gallery < 0 or self.bootstrap < 0:
             raise ConfigError(f"report.gallery and report.bootstrap must be >= 0, got {self.gallery}, {self.bootstrap}")
         if self.bpp not in ("mean", "pooled"):

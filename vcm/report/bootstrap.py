@@ -77,10 +77,11 @@ def interval(samples: np.ndarray) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def bd_interval(anchor: list[Any], test: list[Any], metric: str, method: str) -> tuple[float, float] | None:
+def bd_interval(anchor: list[Any], test: list[Any], metric: str, method: str,
+                fit: str = "envelope") -> tuple[float, float] | None:
     """95 % interval of BD-rate over the resamples (rows of the two series with ``samples``);
     None without samples or when fewer than 80 % of the resamples give a value."""
-    from vcm.report.bdrate import Curve, bd_rate
+    from vcm.report.bdrate import Curve, bd_rate, metric_bounds
 
     rows = anchor + test
     if not rows or not all("bpp" in r.samples and metric in r.samples for r in rows):
@@ -89,7 +90,7 @@ def bd_interval(anchor: list[Any], test: list[Any], metric: str, method: str) ->
     vals = []
     for b in range(n):
         a, t = (Curve(tuple(r.samples["bpp"][b] for r in rs), tuple(r.samples[metric][b] for r in rs)) for rs in (anchor, test))
-        v = bd_rate(a, t, method, all_methods=False).value
+        v = bd_rate(a, t, method, all_methods=False, fit=fit, bounds=metric_bounds(metric)).value
         if v is not None:
             vals.append(v)
     return interval(np.asarray(vals)) if len(vals) >= 0.8 * n else None

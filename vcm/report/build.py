@@ -16,7 +16,7 @@ from vcm.pipeline.plan import auto_label
 from vcm.pipeline.runner import CONFIG_NAME, STORE_NAME, is_sequence, prepare
 from vcm.pipeline.store import ResultStore
 from vcm.report.aggregate import aggregate
-from vcm.report.bdrate import METHODS
+from vcm.report.bdrate import FITS, METHODS
 from vcm.report.gallery import gallery
 from vcm.report.published import reference_rows
 from vcm.report.references import check_series
@@ -49,12 +49,12 @@ def open_run(run_dir: str | Path) -> tuple[ExperimentConfig, ResultStore]:
 
 
 def make_report(run_dir: str | Path, anchor: str | None = None, method: str | None = None,
-                progress: bool = False) -> dict[str, Path]:
+                progress: bool = False, fit: str | None = None) -> dict[str, Path]:
     """Aggregate ``run_dir`` and write ``run_dir/report``; returns the written files. Task scores
     come from the run store's cache when already computed (a new anchor or method costs no
     COCOeval pass)."""
     run_dir = Path(run_dir).resolve()
-    signature = _signature(run_dir, anchor, method)
+    signature = _signature(run_dir, anchor, method, fit)
     (run_dir / "report" / SIGNATURE).unlink(missing_ok=True)  # a failed rebuild is never "current"
     cfg, store = open_run(run_dir)
     try:
@@ -66,7 +66,9 @@ def make_report(run_dir: str | Path, anchor: str | None = None, method: str | No
             series = exp.plan.series()
             anchor = exp.plan.resolve(anchor or cfg.report.anchor or series[0])
             check_series(cfg.report.references, series, anchor)
-            method = method or cfg.report.bd_method
+            method, fit = method or cfg.report.bd_method, fit or cfg.report.bd_fit
+            if fit not in FITS:
+                raise ValueError(f"BD fit must be one of {', '.join(FITS)}, got {fit!r}")
             if method not in METHODS:
                 raise ValueError(f"BD interpolation must be one of {', '.join(METHODS)}, got {method!r}")
             t = time.perf_counter()
@@ -88,6 +90,7 @@ def make_report(run_dir: str | Path, anchor: str | None = None, method: str | No
             "categories scored": "all" if not cfg.eval.category_ids else ", ".join(map(str, cfg.eval.category_ids)),
             "excluded combinations": json.dumps([dict(e) for e in cfg.exclude]) if cfg.exclude else "none",
             "BD interpolation": method,
+            "BD curve fit": FIT_TEXT[fit],
             "bpp": "pooled: all bytes x 8 / all pixels (MPEG)" if cfg.report.bpp == "pooled"
                    else "mean of the images' bpp (bytes x 8 / pixels, header and side info included)",
             "same computation, reported once": "; ".join(f"{a} = {b}" for a, b in exp.plan.aliases) or "none",
@@ -101,7 +104,8 @@ def make_report(run_dir: str | Path, anchor: str | None = None, method: str | No
                "grid": {k: [dataclasses.asdict(s) | {"label": auto_label(s)} for s in specs] for k, specs in cfg.grid.items()},
                "provenance": json.loads(prov.read_text()) if prov.is_file() else {},
                "cautions": cautions(cfg.grid), "gallery": shots,
-               "references": cfg.report.references, "left_out": left_out, "complexity": cfg.eval.complexity}
+               "references": cfg.report.references, "left_out": left_out, "complexity": cfg.eval.complexity,
+               "fit": fit}
     files = write_report(rows, run_dir / "report", f"vcm report: {cfg.name}", anchor, method, info, context)
     (run_dir / "report" / SIGNATURE).write_text(signature)
     return files
@@ -115,8 +119,8 @@ def _report_dir(run_dir: Path) -> Path:
 SIGNATURE = ".inputs"  # what the report was made from: a cached `vcm run` with the same skips it
 
 
-def _signature(run_dir: Path, anchor: str | None = None, method: str | None = None) -> str:
-    """The config, the record count and the anchor / method asked for (None: the config's)."""
+def _signature(run_dir: Path, anchor: str | None = None, method: str | None = None, fit: str | None = None) -> str:
+    """The config, the record count and the anchor / method / fit asked for (None: the config's)."""
     _, store = open_run(run_dir)
     try:
         n = store.db.execute("SELECT COUNT(*) FROM items").fetchone()[0]
@@ -124,7 +128,7 @@ def _signature(run_dir: Path, anchor: str | None = None, method: str | None = No
         store.close()
     prov = run_dir / "provenance.json"  # rewritten by every vcm run: a new vcm version invalidates
     made_by = prov.read_text() if prov.is_file() else ""
-    return f"{(run_dir / CONFIG_NAME).read_text()}\n{made_by}\nitems={n}\nanchor={anchor}\nmethod={method}\n"
+    return f"{(run_dir / CONFIG_NAME).read_text()}\n{made_by}\nitems={n}\nanchor={anchor}\nmethod={method}\nfit={fit}\n"
 
 
 def report_is_current(run_dir: str | Path) -> bool:
@@ -136,6 +140,10 @@ def report_is_current(run_dir: str | Path) -> bool:
     return current and sig.read_text() == _signature(run_dir)
 
 
+FIT_TEXT = {"envelope": "envelope: a non-monotonic curve keeps the points above every lower-rate point",
+            "curve_fit": "curve_fit: a non-monotonic curve's metric is replaced by MPEG's monotonic cubic fit in "
+                         "log-rate (non-decreasing, concave; Wang et al., PCS 2024); bd_rate_envelope / "
+                         "bd_rate_curve_fit in the BD details give both"}
 ORACLES = {"gt": "ground-truth annotations", "coco_gt": "ground-truth annotations"}
 
 

@@ -31,7 +31,8 @@ def reference_rows(refs: Sequence[Reference], measured: list[Row], axis: str) ->
     return rows, left_out
 
 
-def bd_vs_references(rows: list[Row], refs: Sequence[Reference], anchor: str, method: str) -> list[dict[str, Any]]:
+def bd_vs_references(rows: list[Row], refs: Sequence[Reference], anchor: str, method: str,
+                     fit: str = "envelope") -> list[dict[str, Any]]:
     """BD values of every measured series against every drawn reference (on its metric), with the
     usual flags; a reference that is the anchor is left out (the main BD table has it)."""
     from vcm.report.render import bd_table
@@ -41,7 +42,7 @@ def bd_vs_references(rows: list[Row], refs: Sequence[Reference], anchor: str, me
     for ref in refs:
         own = [r for r in rows if r.series == ref.series]
         if own and ref.series != anchor:
-            out += [b for b in bd_table(measured + own, ref.series, method, [ref.metric])]
+            out += [b for b in bd_table(measured + own, ref.series, method, [ref.metric], fit)]
     return out
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from vcm.report import complexity as cx
 from vcm.report.aggregate import QUALITY_KEYS, RATE_KEYS, Row, finite
-from vcm.report.bdrate import FLAG_TEXT, METHODS, Curve, bd_metric, bd_rate
+from vcm.report.bdrate import FITS, FLAG_TEXT, METHODS, Curve, bd_metric, bd_rate, metric_bounds
 from vcm.report.bootstrap import bd_interval
 from vcm.report.html import page
 from vcm.report.published import TAG, bd_vs_references
@@ -54,9 +54,11 @@ def curves(rows: list[Row], metric: str) -> dict[str, Curve]:
     return {s: Curve(tuple(p[0] for p in v), tuple(p[1] for p in v)).sorted() for s, v in pts.items()}
 
 
-def bd_table(rows: list[Row], anchor: str, method: str, metrics: list[str] | None = None) -> list[dict[str, Any]]:
-    """One row per (series, metric): BD-rate (headline ``method`` and all three interpolations)
-    and BD-metric vs ``anchor``, the curves' overlap, the points used and the flags raised
+def bd_table(rows: list[Row], anchor: str, method: str, metrics: list[str] | None = None,
+             fit: str = "envelope") -> list[dict[str, Any]]:
+    """One row per (series, metric): BD-rate (headline ``method`` and all three interpolations,
+    non-monotonic curves made monotonic by ``fit``; the headline under each fit beside them) and
+    BD-metric vs ``anchor``, the curves' overlap, the points used and the flags raised
     (``metrics``: these only; default every BD metric of the rows)."""
     out = []
     by_series: dict[str, list[Row]] = defaultdict(list)
@@ -70,11 +72,14 @@ def bd_table(rows: list[Row], anchor: str, method: str, metrics: list[str] | Non
         for series, c in cs.items():
             if series == anchor:
                 continue
-            rate, gap = bd_rate(cs[anchor], c, method), bd_metric(cs[anchor], c, method)
-            ci = bd_interval(by_series[anchor], by_series[series], metric, method)
+            bounds = metric_bounds(metric)
+            rate, gap = bd_rate(cs[anchor], c, method, fit=fit, bounds=bounds), bd_metric(cs[anchor], c, method, fit, bounds)
+            per_fit = {f: rate.value if f == fit else bd_rate(cs[anchor], c, method, False, f, bounds).value for f in FITS}
+            ci = bd_interval(by_series[anchor], by_series[series], metric, method, fit)
             partial = ("partial",) * any(r.images < most for r in by_series[anchor] + by_series[series] if not r.source)
             out.append({"series": series, "metric": metric, "anchor": anchor, "bd_rate_pct": rate.value,
                         **{f"bd_rate_{m}": rate.methods.get(m) for m in METHODS},
+                        **{f"bd_rate_{f}": v for f, v in per_fit.items()},
                         "overlap_pct": None if rate.overlap is None else 100 * rate.overlap,
                         "bd_rate_ci95": None if ci is None else f"[{ci[0]:+.1f}, {ci[1]:+.1f}]",
                         "points": f"{rate.points[0]}/{rate.points[1]}", "bd_metric": gap.value,
@@ -196,8 +201,9 @@ def write_report(rows: list[Row], out: Path, title: str, anchor: str, method: st
     ctx = context or {}
     out.mkdir(parents=True, exist_ok=True)
     refs, left_out = ctx.get("references", ()), ctx.get("left_out", {})
-    summary, bd = summary_records([r for r in rows if not r.source]), bd_table(rows, anchor, method)
-    vs_refs = bd_vs_references(rows, refs, anchor, method)
+    fit = ctx.get("fit", "envelope")
+    summary, bd = summary_records([r for r in rows if not r.source]), bd_table(rows, anchor, method, fit=fit)
+    vs_refs = bd_vs_references(rows, refs, anchor, method, fit)
     write_csv(out / "summary.csv", summary)
     write_csv(out / "bdrate.csv", bd + vs_refs)
     plots, styles, drawn = {}, series_styles(rows), {}
@@ -212,7 +218,7 @@ def write_report(rows: list[Row], out: Path, title: str, anchor: str, method: st
              "note": cx.NOTE.format(how=cx.HOW[mode])}
     md = _markdown(title, anchor, info, summary, bd, plots) + references_md(refs, left_out, vs_refs) + _costs_md(costs)
     (out / "report.md").write_text(md)
-    (out / "summary.txt").write_text(terminal_summary(rows, bd, anchor, method, ctx.get("fit", "envelope")))
+    (out / "summary.txt").write_text(terminal_summary(rows, bd, anchor, method, fit))
     (out / "report.html").write_text(page(title, anchor, method, info, ctx.get("cautions", []), bd, summary,
                                           plots, ctx.get("grid", {}), ctx.get("provenance", {}),
                                           ctx.get("gallery", []), references_html(refs, left_out, vs_refs),

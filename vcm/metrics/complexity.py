@@ -10,8 +10,10 @@ count themselves through :class:`SelfCounting`.
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
@@ -71,17 +73,36 @@ def is_network(component: Any) -> bool:
     return bool(self_counting(component)) or bool(torch_modules(component))
 
 
-def measure(component: Any, fn: Callable[[], Any], height: int, width: int) -> Complexity:
+def measure(component: Any, fn: Callable[[], Any], height: int, width: int) -> Complexity | None:
     """The cost of one call ``fn`` of ``component`` on an (H, W) image: self-counted, or counted
-    by running ``fn`` under the torch counters (without autograd)."""
+    by running ``fn`` under the torch counters with autograd off (parameters frozen for the call,
+    so a module that returns a parameter as is gives the counter nothing to hook). None, with a
+    warning, when the counters fail: a count never stops a run."""
     own = self_counting(component)
     if own:
         costs = [n.network_cost() for n in own]
         return Complexity(sum(c[0] for c in costs), sum(c[1] for c in costs), height * width, costs[0][2])
+    params = [p for m in torch_modules(component) for p in m.parameters() if p.requires_grad]
+    try:
+        with _frozen(params):
+            return counted(fn, height * width)[1]
+    except Exception as e:  # noqa: BLE001 - the real call follows and raises if the input is bad
+        warnings.warn(f"{type(component).__name__}: MACs not counted ({type(e).__name__}: {e})", stacklevel=2)
+        return None
+
+
+@contextlib.contextmanager
+def _frozen(params: list[Any]) -> Iterator[None]:
     import torch
 
-    with torch.no_grad():
-        return counted(fn, height * width)[1]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
 
 
 TFLITE_COUNTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV", "FULLY_CONNECTED", "BATCH_MATMUL")

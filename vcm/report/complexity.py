@@ -74,7 +74,7 @@ def _series_row(series: str, rows: list[Any], mode: str) -> dict[str, Any]:
             out[f"{KIND_NAME[rows[0].costs[stage]['kind']]} params"] = _count(max(params)) if params else "n/a"
     for stage in names:
         ms = [r.values.get(f"ms_{stage}") for r in rows if r.values.get(f"ms_{stage}") is not None]
-        out[f"{stage} ms"] = round(float(np.mean(ms)), 1) if ms else None
+        out[f"{stage} ms"] = _ms(ms)
     return out
 
 
@@ -87,7 +87,7 @@ def task_table(rows: list[Any], mode: str) -> list[dict[str, Any]]:
     for stage, c in ref.costs.items():
         ms = [r.values.get(f"ms_{stage}") for r in rows if not r.source and r.values.get(f"ms_{stage}") is not None]
         out.append({"task head": stage, "kMAC/px": _kmac([c], mode), "params": _count(c["params"]) if "params" in c else "n/a",
-                    "counted by": c.get("counter", ""), "ms": round(float(np.mean(ms)), 1) if ms else None})
+                    "counted by": c.get("counter", ""), "ms": _ms(ms)})
     return out
 
 
@@ -99,6 +99,11 @@ def _kmac(costs: list[dict[str, Any]], mode: str) -> str:
         return NOT_NETWORK
     lo, hi = min(vals), max(vals)
     return f"{lo:.1f}" if hi - lo < 0.05 * max(hi, 1e-9) else f"{np.mean(vals):.1f} ({lo:.1f}-{hi:.1f})"
+
+
+def _ms(values: list[float]) -> str:
+    """Mean milliseconds, one decimal ('' when the stage never ran: its output was always reused)."""
+    return f"{np.mean(values):.1f}" if values else ""
 
 
 def _count(n: int) -> str:

@@ -26,9 +26,13 @@ import torch.nn.functional as F
 from vcm.assets import MissingAssetError, expand_path
 from vcm.codecs.base import FrameCodec
 from vcm.codecs.checkpoint import fingerprint, one_thread, update_tables
-from vcm.codecs.container import BitstreamError, rans_guard
+from vcm.codecs.container import BitstreamError, PeakMemory, check_budget, rans_guard
+from vcm.codecs.entropy.bottleneck import decompress_exact
 from vcm.device import load_checkpoint
 
+# Decode memory, B/px, tiny weights and paper size (benchmarks/decode_memory.py, 2026-12-05):
+# mbt2018-mean; paper = the zoo model at quality 8 (N 192, M 320)
+PEAK = PeakMemory(1_262_051, 412.0, 17_561_699, 966.0)
 PAD = 64  # total down-sampling of every zoo model
 
 
@@ -107,6 +111,7 @@ class CompressAICoder:
     def __init__(self, model: torch.nn.Module, device: torch.device, source: str = "") -> None:
         self.model, self.device = model.to(device), device
         self.fingerprint, self.source = fingerprint(model), source or "its weights"
+        self.bytes_per_pixel = PEAK.per_pixel(self.model)
 
     @torch.no_grad()
     @one_thread()
@@ -130,8 +135,11 @@ class CompressAICoder:
             raise BitstreamError(f"compressai latent shape {shape} does not fit a {height}x{width} image")
         if len(sections) - 1 != (2 if hasattr(self.model, "h_s") else 1):
             raise BitstreamError(f"compressai bitstream has {len(sections) - 1} strings for this model")
+        check_budget("compressai", hp, wp, self.bytes_per_pixel)
+        strings = rans_guard(sections[1:], hp, wp)
         try:
-            out = self.model.decompress([[s] for s in rans_guard(sections[1:], hp, wp)], shape)
+            decompress_exact(self.model.entropy_bottleneck, strings[-1], tuple(shape))  # z (y when factorized)
+            out = self.model.decompress([[s] for s in strings], shape)
         except (RuntimeError, ValueError, IndexError) as e:
             raise BitstreamError(f"compressai payload cannot be decoded: {e}") from e
         x = out["x_hat"][0, :, :height, :width].clamp(0, 1)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import zlib
 from dataclasses import dataclass
+from typing import Any
 
 from vcm.types import Bitstream
 
@@ -163,13 +164,66 @@ def check_model(c: Container, fingerprint: bytes, what: str) -> None:
 
 
 MAX_LEARNED_SIDE = 1 << 14  # px; learned decoders refuse larger headers before allocating anything
+MAX_DECODE_BYTES = 8 << 30  # default decode budget: two workers and their task models fit 24 GB
 
 
-def check_learned(c: Container, max_side: int = MAX_LEARNED_SIDE) -> None:
+def decode_budget() -> int:
+    """Bytes one decode may cost: ``VCM_MAX_DECODE_BYTES``, default :data:`MAX_DECODE_BYTES`."""
+    raw = os.environ.get("VCM_MAX_DECODE_BYTES", str(MAX_DECODE_BYTES))
+    try:
+        return int(float(raw))
+    except ValueError as e:
+        raise ValueError(f"VCM_MAX_DECODE_BYTES must be a number of bytes, got {raw!r}") from e
+
+
+@dataclass(frozen=True)
+class PeakMemory:
+    """A learned decoder's peak memory per decoded pixel, bytes: the largest growth of the peak
+    RSS over a warmed-up decoder that ``benchmarks/decode_memory.py`` measured (256, 512 and
+    768 px squares) with vcm's tiny weights (``tiny_params`` parameters) and with the paper's
+    architecture (random init). Activations scale with channel width, so a model in between or
+    beyond is interpolated on the square root of its parameter count, never below ``tiny``."""
+
+    tiny_params: int
+    tiny: float
+    paper_params: int
+    paper: float
+
+    def per_pixel(self, model: Any) -> float:
+        """Bytes per pixel for ``model`` (a torch module: anything with ``parameters()``)."""
+        parameters = sum(p.numel() for p in model.parameters())
+        lo, hi = self.tiny_params ** 0.5, self.paper_params ** 0.5
+        return max(self.tiny, self.tiny + (self.paper - self.tiny) * (parameters ** 0.5 - lo) / (hi - lo))
+
+
+def check_budget(codec: str, height: int, width: int, bytes_per_pixel: float, frames: int = 1) -> None:
+    """Refuse an announced size whose decode would cost more than :func:`decode_budget`."""
+    need, budget = bytes_per_pixel * height * width * frames, decode_budget()
+    if need > budget:
+        what = f"{frames} frames of {height}x{width}" if frames > 1 else f"a {height}x{width} image"
+        raise BitstreamError(f"{codec} bitstream announces {what}: decoding it would take about "
+                             f"{_bytes(need)} ({bytes_per_pixel:.0f} B/px), over the decode budget of {_bytes(budget)} "
+                             "(VCM_MAX_DECODE_BYTES)")
+
+
+def _bytes(n: float) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+
+def check_learned(c: Container, bytes_per_pixel: float, max_side: int = MAX_LEARNED_SIDE) -> None:
     """Checks a learned codec's container before its network and rANS decoder see it: the image
-    size is bounded, and every payload section is a flushed rANS string (whole 32-bit words, at
-    least two), since compressai's decoder reads its buffer without bounds checks."""
+    size is bounded, decoding it fits :func:`decode_budget` (``bytes_per_pixel``: the decoder's
+    measured peak per pixel), and every payload section is a flushed rANS string (whole 32-bit
+    words, at least two), since compressai's decoder reads its buffer without bounds checks."""
     if max(c.height, c.width) > max_side:
         raise BitstreamError(f"{c.codec} bitstream announces a {c.height}x{c.width} image (> {max_side} px a side)")
+    check_budget(c.codec, c.height, c.width, bytes_per_pixel)
     if any(len(s) < 8 or len(s) % 4 for s in c.sections):
         raise BitstreamError(f"{c.codec} payload is corrupt (a rANS string is not a whole number of words)")
+
+
+def is_exact(guarded: bytes, string: bytes) -> bool:
+    """Whether ``guarded`` (a section after :func:`rans_guard`) is ``string`` followed by zero
+    bytes only: with ``string`` the re-encoding of what ``guarded`` decoded to, the section
+    codes exactly that many symbols (trailing zero words decode the same and are tolerated)."""
+    return guarded.startswith(string) and guarded.count(0, len(string)) == len(guarded) - len(string)

@@ -31,6 +31,9 @@ class PillowCoder:
             raise BitstreamError(f"{self.name} bitstream must have 1 payload section, has {len(sections)}")
         try:
             with Image.open(io.BytesIO(sections[0])) as im:
+                if im.size != (width, height):  # before the pixels are decoded: the header may lie
+                    raise BitstreamError(f"{self.name} payload is a {im.size[1]}x{im.size[0]} image, the header "
+                                         f"announces {height}x{width}")
                 im.load()
                 return to_rgb8(im)
         except (OSError, RuntimeError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:

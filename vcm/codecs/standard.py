@@ -23,7 +23,7 @@ import numpy as np
 
 from vcm._optional import require
 from vcm.codecs.base import FrameCodec, side_mask
-from vcm.codecs.container import BitstreamError, Container, _read_varint, _varint, pack, unpack
+from vcm.codecs.container import BitstreamError, Container, _read_varint, _varint, check_budget, pack, unpack
 from vcm.codecs.video import check_gop, clip_options, decode_frames, encode_frames, padded
 from vcm.types import DEFAULT_UNIT, Bitstream, Decoded, Mask, check_image
 
@@ -31,6 +31,7 @@ os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its configuration at eve
 
 QP_RANGE = {"hevc": (0, 51), "avc": (0, 51), "av1": (1, 63), "vp9": (0, 63), "vvc": (0, 63)}
 CHROMA = {"420": "yuv420p", "444": "yuv444p"}
+CLIP_BYTES_PER_PIXEL = 4.5  # per frame: the RGB frames kept (3) + the decoder's Y'CbCr 4:2:0 frame (1.5)
 ALTERNATIVES = {"hevc": {"kvazaar": "libkvazaar"}, "av1": {"aom": "libaom-av1"}}  # ffmpeg subprocess encoders
 
 
@@ -66,11 +67,9 @@ class StandardCoder:
     def decode_canvas(self, sections: tuple[bytes, ...], height: int, width: int) -> np.ndarray:
         if len(sections) != 1 or not sections[0]:
             raise BitstreamError(f"{self.name} bitstream must have 1 non-empty payload section")
-        frames = decode_frames(self.name, sections[0])
+        frames = decode_frames(self.name, sections[0], 1, height, width)
         if len(frames) != 1:
             raise BitstreamError(f"{self.name} payload holds {len(frames)} frames, expected 1")
-        if frames[0].shape[0] < height or frames[0].shape[1] < width:
-            raise BitstreamError(f"{self.name} frame is {frames[0].shape[1]}x{frames[0].shape[0]}, smaller than {width}x{height}")
         return np.ascontiguousarray(frames[0][:height, :width])
 
 
@@ -111,11 +110,10 @@ class StandardCodec(FrameCodec):
         n, end = _read_varint(c.sections[0], 0)
         if end != len(c.sections[0]) or not 1 <= n <= 1 << 20:
             raise BitstreamError(f"{c.codec} clip header is corrupt")
-        images = decode_frames(self.coder.name, c.sections[1])
+        check_budget(c.codec, c.height, c.width, CLIP_BYTES_PER_PIXEL, frames=n)
+        images = decode_frames(self.coder.name, c.sections[1], n, c.height, c.width)
         if len(images) != n:
             raise BitstreamError(f"{c.codec} payload decodes to {len(images)} frames, the header says {n}")
-        if any(i.shape[0] < c.height or i.shape[1] < c.width for i in images):
-            raise BitstreamError(f"{c.codec} frames are smaller than {c.width}x{c.height}")
         masks = _side_masks(c, n) if c.has_mask else [None] * n
         return [Decoded(np.ascontiguousarray(i[:c.height, :c.width]), m) for i, m in zip(images, masks)]
 

@@ -105,16 +105,31 @@ def _ffmpeg(encoder: str, options: dict[str, str], frames: np.ndarray, pix_fmt: 
     return out.stdout
 
 
-def decode_frames(name: str, data: bytes) -> list[np.ndarray]:
-    """An elementary stream -> its frames in display order, (H, W, 3) uint8 RGB each."""
+def decode_frames(name: str, data: bytes, frames: int, height: int, width: int) -> list[np.ndarray]:
+    """An elementary stream -> its frames in display order, (H, W, 3) uint8 RGB each. The stream
+    must hold ``frames`` frames of ``height`` x ``width`` (up to 15 rows / columns of coding
+    padding more): a stream that goes past either is refused as soon as it does, before the
+    frames it still holds are decoded."""
     av = require("av")
+    out: list[np.ndarray] = []
     try:
         ctx = av.CodecContext.create(DECODERS[name], "r")
         packets = [av.Packet(p) for p in _split(data)] if name == "vp9" else ctx.parse(data) + ctx.parse(None)
-        frames = [f for p in packets for f in ctx.decode(p)] + list(ctx.decode(None))
-        return [f.to_ndarray(format="rgb24") for f in frames]
+        for packet in [*packets, None]:
+            for f in ctx.decode(packet):
+                _check_frame(name, len(out), f.height, f.width, (frames, height, width))
+                out.append(f.to_ndarray(format="rgb24"))
     except (av.FFmpegError, ValueError) as e:
         raise BitstreamError(f"{name} clip payload cannot be decoded: {type(e).__name__}: {e}") from e
+    return out
+
+
+def _check_frame(name: str, index: int, h: int, w: int, limit: tuple[int, int, int]) -> None:
+    frames, height, width = limit
+    if index >= frames:
+        raise BitstreamError(f"{name} payload holds more than the {frames} frame(s) the header announces")
+    if not (height <= h < height + 16 and width <= w < width + 16):
+        raise BitstreamError(f"{name} payload frame {index} is {h}x{w}, the header announces {height}x{width}")
 
 
 def _split(data: bytes) -> list[bytes]:

@@ -15,12 +15,16 @@ import numpy as np
 import torch
 
 from vcm.codecs.checkpoint import fingerprint, load_codec_checkpoint, one_thread, save_codec_checkpoint
-from vcm.codecs.container import BitstreamError, Container, check_model, pack, rans_guard, unpack
+from vcm.codecs.container import (BitstreamError, Container, PeakMemory, check_learned, check_model, pack, rans_guard,
+                                  unpack)
 from vcm.codecs.emic.model import EmicConfig, EmicModel, prepare_input
 from vcm.masks.sideinfo import SideInfoError, decode_grid, encode_grid
 from vcm.types import Bitstream, Decoded, Mask, check_image
 
 
+# Decode memory, B/px, tiny weights and paper size (benchmarks/decode_memory.py, 2026-12-05):
+# one full-frame MU grid decoded at once; paper = EmicConfig()
+PEAK = PeakMemory(951_804, 996.0, 20_955_468, 4639.0)
 def save_emic_checkpoint(model: EmicModel, path: str | Path, half: bool = False, **extra: Any) -> Path:
     """Write ``{"config", "state_dict", ...}``: what :func:`load_emic` reads (float16 when ``half``)."""
     return save_codec_checkpoint(model, model.cfg.to_dict(), path, half, **extra)
@@ -39,6 +43,7 @@ class EmicCodec:
     def __init__(self, model: EmicModel, device: torch.device | None = None, source: str = "") -> None:
         self.model, self.device = model.to(device or "cpu").eval(), device or torch.device("cpu")
         self.unit, self.fingerprint, self.source = model.cfg.unit, fingerprint(model), source or "its weights"
+        self.bytes_per_pixel = PEAK.per_pixel(self.model)
 
     @one_thread()
     def encode(self, *, image: np.ndarray, mask: Mask | None = None) -> Bitstream:
@@ -58,6 +63,7 @@ class EmicCodec:
     def decode(self, data: bytes) -> Decoded:
         c = unpack(data, expect_codec="emic")
         check_model(c, self.fingerprint, self.source)
+        check_learned(c, self.bytes_per_pixel)
         try:
             grid = decode_grid(c.side, *Mask.grid_shape(c.height, c.width, c.unit))
         except SideInfoError as e:

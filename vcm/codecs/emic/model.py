@@ -28,6 +28,7 @@ from torch import nn
 
 from vcm.codecs.checkpoint import ArchConfig
 from vcm.codecs.entropy import ChARM, build_indexes, token_mlp
+from vcm.codecs.entropy.bottleneck import decompress_exact
 from vcm.codecs.emic.tokens import (
     Tokens,
     UnitGroups,
@@ -150,7 +151,7 @@ class EmicModel(CompressionModel):
         if len(strings) != 2:
             raise ValueError(f"expected 2 strings (z, y), got {len(strings)}")
         groups = self._groups(like)
-        z_hat = self.entropy_bottleneck.decompress([strings[0]], (int(self._z_pad(like, groups).shape[1]),))
+        z_hat = decompress_exact(self.entropy_bottleneck, strings[0], (int(self._z_pad(like, groups).shape[1]),))
         means, scales = self._hyper_synthesis(z_hat, like, groups).chunk(2, dim=1)
         gc = self.gaussian_conditional
         if self.charm is None:

@@ -29,14 +29,17 @@ import numpy as np
 import torch
 
 from vcm.codecs.checkpoint import fingerprint, load_codec_checkpoint, one_thread, save_codec_checkpoint
-from vcm.codecs.container import (BitstreamError, Container, _read_varint, _varint, check_model, pack, rans_guard,
-                                  unpack)
+from vcm.codecs.container import (BitstreamError, Container, PeakMemory, _read_varint, _varint, check_budget,
+                                  check_model, pack, rans_guard, unpack)
 from vcm.codecs.emic.tokens import pad_to_unit
 from vcm.codecs.gitssic.groups import GroupMapError, decode_groups, encode_groups, group_map
 from vcm.codecs.gitssic.model import SHARED, GitSsicConfig, GitSsicModel
 from vcm.codecs.gitssic.transform import LATENT
 from vcm.types import Bitstream, Decoded, Mask, check_image
 
+# Decode memory, B/px, tiny weights and paper size (benchmarks/decode_memory.py, 2026-12-05):
+# paper = GitSsicConfig()
+PEAK = PeakMemory(940_316, 736.0, 23_201_884, 2940.0)
 SEND = ("all", "foreground")
 FORMATS = {"vcm": 2, "official": 3, "released": 4}  # first side-info byte; format 1 began with zlib's 0x78
 FORMAT = FORMATS["vcm"]
@@ -185,6 +188,7 @@ class GitSsicCodec:
         self.model, self.device = model.to(device or "cpu").eval(), device or torch.device("cpu")
         self.groups, self.send = groups, send
         self.fingerprint, self.source = fingerprint(model), source or "its weights"
+        self.bytes_per_pixel = PEAK.per_pixel(self.model)
 
     @one_thread()
     def encode(self, *, image: np.ndarray, mask: Mask | None = None) -> Bitstream:
@@ -209,6 +213,7 @@ class GitSsicCodec:
         """Decode the transmitted groups (or only ``groups`` of them); the rest stays black."""
         c, ids, strings = _parse(data, self.model.cfg)
         check_model(c, self.fingerprint, self.source)
+        check_budget("gitssic", c.height, c.width, self.bytes_per_pixel)
         if groups is not None:
             if self.model.cfg.layout == "released":
                 raise ValueError("decoding some groups is refused for the released layout (they depend on each other)")

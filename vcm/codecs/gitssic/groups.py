@@ -85,10 +85,11 @@ def encode_groups(ids: np.ndarray) -> bytes:
 
 def decode_groups(data: bytes, shape: tuple[int, int]) -> np.ndarray:
     try:
-        raw = zlib.decompress(data)
+        inflate = zlib.decompressobj()
+        raw = inflate.decompress(data, shape[0] * shape[1] + 1)  # a record cannot inflate beyond its map
     except zlib.error as e:
         raise GroupMapError(f"group map record is corrupt: {e}") from e
-    if len(raw) != shape[0] * shape[1]:
+    if len(raw) != shape[0] * shape[1] or not inflate.eof:
         raise GroupMapError(f"group map has {len(raw)} cells, the image needs {shape[0]}x{shape[1]}")
     return np.frombuffer(raw, np.uint8).reshape(shape).astype(np.int32)
 

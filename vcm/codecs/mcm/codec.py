@@ -27,13 +27,17 @@ import numpy as np
 import torch
 
 from vcm.codecs.checkpoint import fingerprint, load_codec_checkpoint, one_thread, save_codec_checkpoint
-from vcm.codecs.container import BitstreamError, Container, check_learned, check_model, pack, rans_guard, unpack
+from vcm.codecs.container import (BitstreamError, Container, PeakMemory, check_learned, check_model, pack, rans_guard,
+                                  unpack)
 from vcm.codecs.emic.tokens import pad_to_unit
 from vcm.codecs.mcm.model import McmConfig, McmModel
 from vcm.codecs.mcm.positions import CODERS, PositionError, decode_positions, encode_positions
 from vcm.types import Bitstream, Decoded, Mask, check_image
 
 
+# Decode memory, B/px, tiny weights and paper size (benchmarks/decode_memory.py, 2026-12-05):
+# MCM decodes in tiles: flat with size and width (paper-size: 104, 26, 12 B/px)
+PEAK = PeakMemory(1_424_632, 120.0, 200_526_240, 120.0)
 def save_mcm_checkpoint(model: McmModel, path: str | Path, half: bool = False, **extra: Any) -> Path:
     """Write ``{"config", "state_dict", ...}``: what :func:`load_mcm` reads (float16 when ``half``)."""
     return save_codec_checkpoint(model, model.cfg.to_dict(), path, half, **extra)
@@ -94,6 +98,7 @@ class McmCodec:
         self.device = device or torch.device("cpu")
         self.model, self.positions, self.patch = model.to(self.device).eval(), positions, model.cfg.patch
         self.tile = tile // self.patch
+        self.bytes_per_pixel = PEAK.per_pixel(self.model)
         self.fingerprint, self.source = fingerprint(model), source or "its weights"
 
     @one_thread()
@@ -120,7 +125,7 @@ class McmCodec:
     def decode(self, data: bytes) -> Decoded:
         c = unpack(data, expect_codec="mcm")
         check_model(c, self.fingerprint, self.source)
-        check_learned(c)
+        check_learned(c, self.bytes_per_pixel)
         if c.unit != self.patch:
             raise BitstreamError(f"mcm bitstream has {c.unit}-px patches, the model uses {self.patch}")
         shape = Mask.grid_shape(c.height, c.width, c.unit)

@@ -32,7 +32,7 @@ from torch.nn.utils.rnn import pad_sequence
 
 from vcm.codecs.checkpoint import SCALE_LEVELS, ArchConfig
 from vcm.codecs.entropy import ChARM, conv_net
-from vcm.codecs.entropy.bottleneck import SignedEntropyBottleneck
+from vcm.codecs.entropy.bottleneck import SignedEntropyBottleneck, decompress_exact
 from vcm.codecs.entropy.hyper import hyper_analysis, hyper_synthesis
 from vcm.codecs.mcm.vit import Decoder, Encoder
 
@@ -238,7 +238,7 @@ class McmModel(CompressionModel):
         z_hats: Any = iter(())
         dec = RansDecoder()
         if shapes:  # compressai's rANS decoder does not bound-check: the codec checks the strings
-            z_all = self.entropy_bottleneck.decompress([z_str], (sum(h * w for h, w in shapes),))
+            z_all = decompress_exact(self.entropy_bottleneck, z_str, (sum(h * w for h, w in shapes),))
             z_hats = iter(self._split_z(z_all, shapes))
             dec.set_stream(y_str)
         out = []

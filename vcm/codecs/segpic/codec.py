@@ -19,10 +19,14 @@ import torch
 import torch.nn.functional as F
 
 from vcm.codecs.checkpoint import fingerprint, load_codec_checkpoint, one_thread, save_codec_checkpoint
-from vcm.codecs.container import BitstreamError, Container, check_learned, check_model, pack, rans_guard, unpack
+from vcm.codecs.container import (BitstreamError, Container, PeakMemory, check_learned, check_model, pack, rans_guard,
+                                  unpack)
 from vcm.codecs.segpic.model import SegpicConfig, SegpicModel
 from vcm.types import Bitstream, Decoded, Mask, check_image
 
+# Decode memory, B/px, tiny weights and paper size (benchmarks/decode_memory.py, 2026-12-05):
+# paper = SegpicConfig(); growth still rising at 768 px, so the 512 -> 768 slope
+PEAK = PeakMemory(1_036_883, 956.0, 83_503_971, 2186.0)
 ALIGN = 64
 
 
@@ -56,6 +60,7 @@ class SegpicCodec:
         self.fingerprint, self.source = fingerprint(model), source or "its weights"
         self.model = model.to(self.device).eval()
         self.n_strings = 4 if model.cfg.rat else 2
+        self.bytes_per_pixel = PEAK.per_pixel(self.model)
         self.pad_mode = "replicate" if model.cfg.layout == "vcm" else "constant"
 
     @one_thread()
@@ -71,7 +76,7 @@ class SegpicCodec:
     def decode(self, data: bytes) -> Decoded:
         c = unpack(data, expect_codec="segpic")
         check_model(c, self.fingerprint, self.source)
-        check_learned(c)
+        check_learned(c, self.bytes_per_pixel)
         if c.has_mask or c.side or len(c.sections) != self.n_strings:
             raise BitstreamError(f"segpic bitstream needs {self.n_strings} payload sections and no mask record")
         left, right, top, bottom = centred_padding(c.height, c.width)

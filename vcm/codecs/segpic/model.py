@@ -34,7 +34,7 @@ from torch import nn
 
 from vcm.codecs.checkpoint import SCALE_LEVELS, ArchConfig
 from vcm.codecs.entropy import ChARM, conv_net
-from vcm.codecs.entropy.bottleneck import SignedEntropyBottleneck
+from vcm.codecs.entropy.bottleneck import SignedEntropyBottleneck, decompress_exact
 from vcm.codecs.entropy.hyper import hyper_analysis, hyper_synthesis
 from vcm.codecs.segpic.rat import (
     DownSAL,
@@ -243,9 +243,9 @@ class SegpicModel(CompressionModel):
         if len(strings) != (4 if self.cfg.rat else 2):
             raise ValueError(f"expected {4 if self.cfg.rat else 2} strings, got {len(strings)}")
         size1, size2 = (height // 4, width // 4), (height // 16, width // 16)
+        z_hat = decompress_exact(self.entropy_bottleneck, strings[1], (height // 64, width // 64))
         p1 = self._decode_protos(self.protos1, strings[2], size1) if self.cfg.rat else None
         p2 = self._decode_protos(self.protos2, strings[3], size2) if self.cfg.rat else None
-        z_hat = self.entropy_bottleneck.decompress([strings[1]], (height // 64, width // 64))
         means, scales = self._context(z_hat, p2, size2)
         y_hat = self.charm.decompress(strings[0], means, scales, self.gaussian_conditional)
         return self.g_s2(self._rat(self.rat_dec, self.g_s1(y_hat), p1))

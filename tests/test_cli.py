@@ -48,6 +48,11 @@ def test_errors_are_reported_with_exit_code_2(tmp_path: Path, coco_root: str, ca
     assert main(["run", str(tmp_path / "broken.yaml")]) == 2
     err = capsys.readouterr().err
     assert "broken.yaml: not valid YAML (line 3" in err and "Traceback" not in err
+    for var in ("VCM_MAX_DECODE_BYTES", "VCM_MAX_PIXELS"):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv(var, "lots")
+            assert main(["run", str(tmp_path / "missing.yaml")]) == 2
+        assert f"{var} must be" in capsys.readouterr().err
     with pytest.raises(FileNotFoundError):  # --debug: the traceback, before or after the subcommand
         main(["report", str(tmp_path / "nothing"), "--debug"])
 

@@ -89,10 +89,12 @@ def _describe(e: BaseException) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from vcm.codecs.container import decode_budget, max_pixels
     from vcm.config import load_config
     from vcm.pipeline.runner import is_sequence, prepare, run
 
     t = time.perf_counter()
+    max_pixels(), decode_budget()  # a bad VCM_MAX_PIXELS / VCM_MAX_DECODE_BYTES fails before any image
     exp = prepare(load_config(args.config, args.overrides), base_dir=Path(args.config).resolve().parent.parent)
     anchor = exp.config.report.anchor
     if not args.no_report:  # a bad anchor or reference name fails before any image is coded

@@ -85,9 +85,10 @@ def test_budget_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     check_budget("x", 1000, 1000, 1000.0)  # 1 GB fits
     with pytest.raises(BitstreamError, match="4 frames of 1000x1000"):
         check_budget("x", 1000, 1000, 1000.0, frames=4)
-    monkeypatch.setenv("VCM_MAX_DECODE_BYTES", "lots")
-    with pytest.raises(ValueError, match="VCM_MAX_DECODE_BYTES"):
-        decode_budget()
+    for bad in ("lots", "inf", "nan", "-1", "0"):
+        monkeypatch.setenv("VCM_MAX_DECODE_BYTES", bad)
+        with pytest.raises(ValueError, match="VCM_MAX_DECODE_BYTES must be a positive number of bytes"):
+            decode_budget()
 
 
 def test_peak_memory_interpolates_on_width_and_never_drops_below_tiny() -> None:

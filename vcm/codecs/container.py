@@ -171,9 +171,12 @@ def decode_budget() -> int:
     """Bytes one decode may cost: ``VCM_MAX_DECODE_BYTES``, default :data:`MAX_DECODE_BYTES`."""
     raw = os.environ.get("VCM_MAX_DECODE_BYTES", str(MAX_DECODE_BYTES))
     try:
-        return int(float(raw))
-    except ValueError as e:
-        raise ValueError(f"VCM_MAX_DECODE_BYTES must be a number of bytes, got {raw!r}") from e
+        budget = int(float(raw))
+    except (ValueError, OverflowError) as e:
+        raise ValueError(f"VCM_MAX_DECODE_BYTES must be a positive number of bytes, got {raw!r}") from e
+    if budget <= 0:
+        raise ValueError(f"VCM_MAX_DECODE_BYTES must be a positive number of bytes, got {raw!r}")
+    return budget
 
 
 @dataclass(frozen=True)

@@ -142,3 +142,53 @@ def test_a_clip_refuses_frames_beyond_its_header(image: np.ndarray, monkeypatch:
     monkeypatch.setenv("VCM_MAX_DECODE_BYTES", "5e4")
     with pytest.raises(BitstreamError, match="3 frames of 64x96"):
         codec.decode_clip(data)
+
+
+def test_a_payload_in_another_format_is_refused(image: np.ndarray) -> None:
+    """Image.open reads any format: a (cheaper to inflate) WebP must not pass as a JPEG payload."""
+    jpeg, webp = (CODECS.build(n, {"quality": 50}) for n in ("jpeg", "webp"))
+    c = unpack(jpeg.encode(image=image[:72, :88]).data)
+    other = unpack(webp.encode(image=image[:72, :88]).data).sections
+    with pytest.raises(BitstreamError, match="jpeg payload is a WEBP image"):
+        jpeg.decode(pack(replace(c, sections=other)).data)
+
+
+def test_frame_codecs_check_the_budget_before_the_mask_and_payload(image: np.ndarray,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from vcm.types import Mask
+
+    codec = CODECS.build("jpeg", {"quality": 50, "mode": "masked"})
+    data = codec.encode(image=image, mask=Mask.full(256, 256)).data
+    monkeypatch.setenv("VCM_MAX_DECODE_BYTES", str(256 * 256 * 11))
+    with pytest.raises(BitstreamError, match=r"jpeg bitstream announces a 256x256 image: .* \(12 B/px\)"):
+        codec.decode(data)
+    monkeypatch.setenv("VCM_MAX_DECODE_BYTES", str(256 * 256 * 12))
+    assert codec.decode(data).mask is not None
+
+
+def test_mask_grids_are_capped_and_the_payload_size_is_checked_first(image: np.ndarray) -> None:
+    """The context coder decodes ~1.4 us a cell: a header with 1-px units must not buy minutes."""
+    from vcm.masks.sideinfo import MAX_GRID_CELLS, SideInfoError, decode_grid, encode_grid
+    from vcm.types import Mask
+
+    grid = np.zeros((2048, 1025), bool)
+    grid[:9, :9] = True
+    with pytest.raises(SideInfoError, match=f"more than {MAX_GRID_CELLS} cells"):
+        encode_grid(grid)
+    with pytest.raises(SideInfoError, match="more than"):
+        decode_grid(encode_grid(grid[:1024]), 2048, 1025)
+    codec = CODECS.build("jpeg", {"quality": 50, "mode": "masked"})
+    keep = np.zeros((72, 88), bool)
+    keep[8:40, 16:64] = True
+    c = unpack(codec.encode(image=image[:72, :88], mask=Mask.from_pixels(keep, 8)).data)
+    with pytest.raises(BitstreamError, match="jpeg payload is a 72x88 image, the header announces 1440x2200"):
+        codec.decode(pack(replace(c, height=1440, width=2200, unit=1)).data)
+
+
+def test_emic_refuses_another_unit(image: np.ndarray) -> None:
+    from vcm.types import Mask
+
+    codec = CODECS.build("emic", {"checkpoint": str(W / "emic-tiny" / "q2.pth")})
+    c = unpack(codec.encode(image=image[:64, :64], mask=Mask.full(64, 64)).data)
+    with pytest.raises(BitstreamError, match=f"emic bitstream has 4-px units, the model uses {codec.unit}"):
+        codec.decode(pack(replace(c, unit=4)).data)

@@ -9,7 +9,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import cv2
 import numpy as np
 
-from vcm.codecs.container import BitstreamError, Container, check_model, pack, unpack
+from vcm.codecs.container import BitstreamError, Container, check_budget, check_model, pack, unpack
 from vcm.masks.sideinfo import (
     PIXELS,
     SideInfoError,
@@ -56,9 +56,11 @@ CODECS: Registry[Codec] = Registry("codec")
 
 
 class CanvasCoder(Protocol):
-    """A codec back-end that codes a whole uint8 (H, W, 3) canvas into byte sections."""
+    """A codec back-end that codes a whole uint8 (H, W, 3) canvas into byte sections;
+    ``bytes_per_pixel``: its decoder's measured peak memory per pixel (the decode budget)."""
 
     name: str
+    bytes_per_pixel: float
 
     def encode_canvas(self, image: np.ndarray) -> list[bytes]: ...
 
@@ -163,13 +165,12 @@ class FrameCodec:
     def decode(self, data: bytes) -> Decoded:
         c = unpack(data, expect_codec=self.coder.name)
         check_model(c, getattr(self.coder, "fingerprint", b""), getattr(self.coder, "source", "its weights"))
-        mask = None
-        if c.has_mask:
-            mask = _side_mask(c)
+        check_budget(c.codec, c.height, c.width, self.coder.bytes_per_pixel)
         ch, cw = self._coded_size(c.height, c.width)
-        image = self.coder.decode_canvas(c.sections, ch, cw)
+        image = self.coder.decode_canvas(c.sections, ch, cw)  # checks the payload's size first: before the mask
         if image.shape != (ch, cw, 3):
             raise BitstreamError(f"decoded size {image.shape} differs from the coded {ch}x{cw}")
+        mask = _side_mask(c) if c.has_mask else None
         if (ch, cw) != (c.height, c.width):
             image = cv2.resize(image, (c.width, c.height), interpolation=cv2.INTER_CUBIC)
         return Decoded(image, mask)

@@ -86,10 +86,10 @@ def pack(c: Container) -> Bitstream:
 
 
 def max_pixels() -> int:
-    try:
-        return int(os.environ.get("VCM_MAX_PIXELS", MAX_PIXELS))
-    except ValueError as e:
-        raise ValueError(f"VCM_MAX_PIXELS must be an integer, got {os.environ['VCM_MAX_PIXELS']!r}") from e
+    raw = os.environ.get("VCM_MAX_PIXELS", str(MAX_PIXELS))
+    if not raw.strip().isdigit() or int(raw) <= 0:
+        raise ValueError(f"VCM_MAX_PIXELS must be a positive integer, got {raw!r}")
+    return int(raw)
 
 
 def unpack(data: bytes, expect_codec: str | None = None) -> Container:
@@ -228,5 +228,5 @@ def check_learned(c: Container, bytes_per_pixel: float, max_side: int = MAX_LEAR
 def is_exact(guarded: bytes, string: bytes) -> bool:
     """Whether ``guarded`` (a section after :func:`rans_guard`) is ``string`` followed by zero
     bytes only: with ``string`` the re-encoding of what ``guarded`` decoded to, the section
-    codes exactly that many symbols (trailing zero words decode the same and are tolerated)."""
+    codes exactly that many symbols (trailing zero bytes decode the same and are tolerated)."""
     return guarded.startswith(string) and guarded.count(0, len(string)) == len(guarded) - len(string)

@@ -91,19 +91,21 @@ def _status(key: str) -> int:
 
 
 def _reset_peak() -> int:
-    """Reset the peak RSS to the current RSS (Linux clear_refs) and return it, bytes."""
+    """Reset the peak RSS to the current RSS (Linux clear_refs) and return it, bytes; where it
+    cannot be reset, the peak itself (growth is then measured from the highest point so far)."""
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
     except OSError:
-        pass
+        return _status("VmHWM")
     return _status("VmRSS")
 
 
 def _cap_address_space() -> None:
     """Let the process grow by :data:`CAP_BYTES` more at most (Linux: /proc/self/statm)."""
     try:
-        pages = int(open("/proc/self/statm").read().split()[0])
+        with open("/proc/self/statm") as f:
+            pages = int(f.read().split()[0])
     except OSError:
         return
     limit = pages * resource.getpagesize() + CAP_BYTES

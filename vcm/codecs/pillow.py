@@ -13,6 +13,11 @@ from vcm.codecs.container import BitstreamError
 from vcm.io.image import to_rgb8
 
 
+# Decode peak, B/px (benchmarks/decode_memory.py style, 1024 and 2048 px noise, 2026-12-05): JPEG 10.2 / 10.3,
+# WebP 19.0 / 19.0, AVIF 11.6 / 12.2; + 1 B/px for a masked-mode pixel mask
+PEAK = {"JPEG": 11.5, "WEBP": 20.0, "AVIF": 13.5}
+
+
 class PillowCoder:
     """One Pillow format at one quality (0-100). ``options`` go to ``Image.save``."""
 
@@ -20,6 +25,7 @@ class PillowCoder:
         if isinstance(quality, bool) or not isinstance(quality, int) or not 0 <= quality <= 100:
             raise ValueError(f"{name} quality must be an integer in [0, 100], got {quality!r}")
         self.name, self.pil_format, self.quality, self.options = name, pil_format, quality, options
+        self.bytes_per_pixel = PEAK[pil_format]
 
     def encode_canvas(self, image: np.ndarray) -> list[bytes]:
         buf = io.BytesIO()
@@ -31,6 +37,8 @@ class PillowCoder:
             raise BitstreamError(f"{self.name} bitstream must have 1 payload section, has {len(sections)}")
         try:
             with Image.open(io.BytesIO(sections[0])) as im:
+                if im.format != self.pil_format:  # Image.open reads any format: a WebP must not pass as a JPEG
+                    raise BitstreamError(f"{self.name} payload is a {im.format} image")
                 if im.size != (width, height):  # before the pixels are decoded: the header may lie
                     raise BitstreamError(f"{self.name} payload is a {im.size[1]}x{im.size[0]} image, the header "
                                          f"announces {height}x{width}")

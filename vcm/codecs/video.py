@@ -106,10 +106,10 @@ def _ffmpeg(encoder: str, options: dict[str, str], frames: np.ndarray, pix_fmt: 
 
 
 def decode_frames(name: str, data: bytes, frames: int, height: int, width: int) -> list[np.ndarray]:
-    """An elementary stream -> its frames in display order, (H, W, 3) uint8 RGB each. The stream
-    must hold ``frames`` frames of ``height`` x ``width`` (up to 15 rows / columns of coding
-    padding more): a stream that goes past either is refused as soon as it does, before the
-    frames it still holds are decoded."""
+    """An elementary stream -> its frames in display order, (height, width, 3) uint8 RGB each,
+    cropped as they are decoded. The stream must hold ``frames`` frames of ``height`` x ``width``
+    (up to 15 rows / columns of coding padding more): a stream that goes past either is refused
+    as soon as it does, before the frames it still holds are decoded."""
     av = require("av")
     out: list[np.ndarray] = []
     try:
@@ -118,7 +118,8 @@ def decode_frames(name: str, data: bytes, frames: int, height: int, width: int) 
         for packet in [*packets, None]:
             for f in ctx.decode(packet):
                 _check_frame(name, len(out), f.height, f.width, (frames, height, width))
-                out.append(f.to_ndarray(format="rgb24"))
+                rgb = f.to_ndarray(format="rgb24")
+                out.append(rgb if rgb.shape[:2] == (height, width) else np.ascontiguousarray(rgb[:height, :width]))
     except (av.FFmpegError, ValueError) as e:
         raise BitstreamError(f"{name} clip payload cannot be decoded: {type(e).__name__}: {e}") from e
     return out

@@ -107,11 +107,21 @@ def _encode_with(fmt: int, grid: np.ndarray) -> bytes:
     return bytes([fmt]) + enc.finish()
 
 
+MAX_GRID_CELLS = 1 << 21  # the context coder decodes ~1.4 us a cell: 2M cells ~3 s (16384^2 px at unit 16: 1M)
+
+
+def _check_cells(height: int, width: int) -> None:
+    if height * width > MAX_GRID_CELLS:
+        raise SideInfoError(f"a {height}x{width} mask grid has more than {MAX_GRID_CELLS} cells: use a larger "
+                            "unit, or precision 'pixel' for an exact mask")
+
+
 def encode_grid(grid: np.ndarray, model: str | None = None) -> bytes:
     """Code a bool (h, w) grid to bytes; the decoder must know (h, w). ``model`` (a key of
     :data:`FORMATS`) forces one model for a grid that is neither all kept nor all masked;
-    None keeps the shorter record."""
+    None keeps the shorter record. Grids over :data:`MAX_GRID_CELLS` are refused."""
     grid = np.asarray(grid, bool)
+    _check_cells(*grid.shape)
     if grid.all():
         return bytes([_ALL])
     if not grid.any():
@@ -135,6 +145,7 @@ def decode_grid(data: bytes, height: int, width: int) -> np.ndarray:
                             "which this vcm no longer reads: encode the image again")
     if fmt not in _MODELS or len(data) < 5 or (len(data) - 1) % 4:
         raise SideInfoError(f"mask record is corrupt or truncated ({len(data)} bytes, format {fmt})")
+    _check_cells(height, width)
     try:
         grid = _MODELS[fmt](height, width, BitDecoder(data[1:], height * width).decode).astype(bool)
     except BinaryRansError as e:

@@ -25,6 +25,8 @@ from vcm.types import Bitstream, Decoded, Mask, check_image
 # Decode memory, B/px, tiny weights and paper size (benchmarks/decode_memory.py, 2026-12-05):
 # one full-frame MU grid decoded at once; paper = EmicConfig()
 PEAK = PeakMemory(951_804, 996.0, 20_955_468, 4639.0)
+
+
 def save_emic_checkpoint(model: EmicModel, path: str | Path, half: bool = False, **extra: Any) -> Path:
     """Write ``{"config", "state_dict", ...}``: what :func:`load_emic` reads (float16 when ``half``)."""
     return save_codec_checkpoint(model, model.cfg.to_dict(), path, half, **extra)
@@ -64,6 +66,8 @@ class EmicCodec:
         c = unpack(data, expect_codec="emic")
         check_model(c, self.fingerprint, self.source)
         check_learned(c, self.bytes_per_pixel)
+        if c.unit != self.unit:
+            raise BitstreamError(f"emic bitstream has {c.unit}-px units, the model uses {self.unit}")
         try:
             grid = decode_grid(c.side, *Mask.grid_shape(c.height, c.width, c.unit))
         except SideInfoError as e:

@@ -1,5 +1,7 @@
 """The factorized prior with the likelihood of the compressai fork that MCM ships, and the
-strict z decode (:func:`decompress_exact`) every hyperprior codec runs before its y.
+strict z decode (:func:`decompress_exact`) that SegPIC, EMIC, MCM and the compressai models run
+before their y (GIT-SSIC codes z and y in one string per group: its group map must match the
+announced grid instead).
 
 compressai 1.2.8 takes ``sigmoid(upper) - sigmoid(lower)`` of the cumulative logits at x +- 1/2;
 the fork (an older compressai) flips both logits to the lower tail first,
@@ -38,7 +40,8 @@ def decompress_exact(bottleneck: EntropyBottleneck, string: bytes, size: tuple[i
     string is exactly the coding of what it decodes to. The hyper-latent grid follows from the
     announced image size (and mask), so a header that lies about the size, or a z string from
     another image, is a :class:`BitstreamError` before y is decoded or any full-size tensor exists.
-    Costs one rANS encode of z (1/4096 of the pixels x its channels). Garbage can decode to
+    Costs one rANS encode of z (1/4096 of the pixels x its channels; of y, 1/256, for a
+    factorized-prior model, whose only string this is). Garbage can decode to
     escape values near 2^31, which compressai's encoder never writes and loops on (its escape
     length count overflows): those are refused first."""
     z_hat = bottleneck.decompress([string], size)

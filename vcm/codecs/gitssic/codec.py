@@ -30,7 +30,7 @@ import torch
 
 from vcm.codecs.checkpoint import fingerprint, load_codec_checkpoint, one_thread, save_codec_checkpoint
 from vcm.codecs.container import (BitstreamError, Container, PeakMemory, _read_varint, _varint, check_budget,
-                                  check_model, pack, rans_guard, unpack)
+                                  check_model, pack, unpack)
 from vcm.codecs.emic.tokens import pad_to_unit
 from vcm.codecs.gitssic.groups import GroupMapError, decode_groups, encode_groups, group_map
 from vcm.codecs.gitssic.model import SHARED, GitSsicConfig, GitSsicModel
@@ -225,8 +225,7 @@ class GitSsicCodec:
             return Decoded(np.zeros((c.height, c.width, 3), np.uint8), mask)
         _, padded = model_input(self.model, np.zeros((c.height, c.width, 3), np.uint8), ids)
         try:
-            x = self.model.decompress(strings, padded.to(self.device),
-                                      lambda s: rans_guard((s,), c.height, c.width)[0])
+            x = self.model.decompress(strings, padded.to(self.device), lambda s, symbols: s + bytes(4 * symbols))
         except (RuntimeError, ValueError, IndexError) as e:
             raise BitstreamError(f"gitssic payload cannot be decoded: {e}") from e
         img = (x[0, :, : c.height, : c.width].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()

@@ -124,6 +124,10 @@ class _Writer:
         return self.strings if self.split else [self.enc.flush()]
 
 
+def _bound(guard: Callable[[bytes, int], bytes] | None, symbols: int) -> Callable[[bytes], bytes] | None:
+    return None if guard is None else lambda s: guard(s, symbols)
+
+
 class _Reader:
     """Reads what :class:`_Writer` wrote: each :meth:`get` opens the next string when ``split``."""
 
@@ -184,6 +188,12 @@ class GitSsicModel(CompressionModel):
     @staticmethod
     def _pad(t: torch.Tensor) -> torch.Tensor:
         return F.pad(t, (0, -t.shape[-1] % Z_CELL, 0, -t.shape[-2] % Z_CELL))
+
+    def symbols(self, member: torch.Tensor) -> int:
+        """bool (1, h, w) group membership -> how many symbols the group codes (its z cells x Cz
+        and its y cells x M; the released layout's shared z apart)."""
+        cells = int(self.footprint(member[:, None]).sum())
+        return cells * self.cfg.hyper_channels + int(member.sum()) * self.cfg.dims[-1]
 
     def footprint(self, member: torch.Tensor) -> torch.Tensor:
         """bool (N, 1, h, w) group membership -> bool (N, 1, h', w'): z cells the group touches."""
@@ -304,20 +314,21 @@ class GitSsicModel(CompressionModel):
 
     @torch.no_grad()
     def decompress(self, strings: dict[int, list[bytes]], groups: torch.Tensor,
-                   guard: Callable[[bytes], bytes] | None = None) -> torch.Tensor:
+                   guard: Callable[[bytes, int], bytes] | None = None) -> torch.Tensor:
         """Decode the groups in ``strings`` (others stay zero) -> x_hat (1, 3, 16h, 16w).
-        ``guard`` pads each string as it is loaded (compressai's decoder does not bound-check:
-        :func:`vcm.codecs.container.rans_guard`)."""
+        ``guard(string, symbols)`` pads each string as it is loaded by what the most symbols its
+        group decodes could over-read (compressai's decoder does not bound-check:
+        :func:`vcm.codecs.container.rans_guard`), so that many groups do not multiply the padding."""
         m, cz, (h, w) = self.cfg.dims[-1], self.cfg.hyper_channels, groups.shape[-2:]
         split = self.cfg.layout != "vcm"
-        dec = {g: _Reader(s, split, guard) for g, s in strings.items() if g != SHARED}
+        dec = {g: _Reader(s, split, _bound(guard, self.symbols(groups == g))) for g, s in strings.items() if g != SHARED}
         z_tab, y_tab, med = CoderTable(self.entropy_bottleneck), CoderTable(self.gaussian_conditional), self._z_medians()
         hyper = torch.zeros(1, 2 * m, h, w, device=groups.device)
         if self.cfg.layout == "released":
             if SHARED not in strings:
                 raise ValueError("the released layout needs the shared z string")
             zh, zw = -(-h // Z_CELL), -(-w // Z_CELL)
-            sym = torch.tensor(_Reader(strings[SHARED], True, guard).get(z_tab.args(self._z_indexes(zh * zw))))
+            sym = torch.tensor(_Reader(strings[SHARED], True, _bound(guard, zh * zw * cz)).get(z_tab.args(self._z_indexes(zh * zw))))
             z_hat = self.entropy_bottleneck.dequantize(sym.reshape(1, cz, -1).to(med.device), med)
             hyper = self.hyper_synthesis(z_hat.reshape(1, cz, zh, zw), (h, w))
         for g, d in dec.items() if self.cfg.layout != "released" else ():

@@ -38,6 +38,8 @@ from vcm.types import Bitstream, Decoded, Mask, check_image
 # Decode memory, B/px, tiny weights and paper size (benchmarks/decode_memory.py, 2026-12-05):
 # MCM decodes in tiles: flat with size and width (paper-size: 104, 26, 12 B/px)
 PEAK = PeakMemory(1_424_632, 120.0, 200_526_240, 120.0)
+
+
 def save_mcm_checkpoint(model: McmModel, path: str | Path, half: bool = False, **extra: Any) -> Path:
     """Write ``{"config", "state_dict", ...}``: what :func:`load_mcm` reads (float16 when ``half``)."""
     return save_codec_checkpoint(model, model.cfg.to_dict(), path, half, **extra)

@@ -55,12 +55,15 @@ class SequenceCodec(Protocol):
 CODECS: Registry[Codec] = Registry("codec")
 
 
+CANVAS_BYTES_PER_PIXEL = 20.0  # the largest decode peak measured of vcm's canvas coders (WebP), B/px
+
+
 class CanvasCoder(Protocol):
-    """A codec back-end that codes a whole uint8 (H, W, 3) canvas into byte sections;
-    ``bytes_per_pixel``: its decoder's measured peak memory per pixel (the decode budget)."""
+    """A codec back-end that codes a whole uint8 (H, W, 3) canvas into byte sections. It may
+    say ``bytes_per_pixel``, its decoder's measured peak memory per pixel (the decode budget);
+    :data:`CANVAS_BYTES_PER_PIXEL` where it does not."""
 
     name: str
-    bytes_per_pixel: float
 
     def encode_canvas(self, image: np.ndarray) -> list[bytes]: ...
 
@@ -165,7 +168,7 @@ class FrameCodec:
     def decode(self, data: bytes) -> Decoded:
         c = unpack(data, expect_codec=self.coder.name)
         check_model(c, getattr(self.coder, "fingerprint", b""), getattr(self.coder, "source", "its weights"))
-        check_budget(c.codec, c.height, c.width, self.coder.bytes_per_pixel)
+        check_budget(c.codec, c.height, c.width, getattr(self.coder, "bytes_per_pixel", CANVAS_BYTES_PER_PIXEL))
         ch, cw = self._coded_size(c.height, c.width)
         image = self.coder.decode_canvas(c.sections, ch, cw)  # checks the payload's size first: before the mask
         if image.shape != (ch, cw, 3):

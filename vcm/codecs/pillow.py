@@ -8,14 +8,14 @@ import io
 import numpy as np
 from PIL import Image
 
-from vcm.codecs.base import FrameCodec
+from vcm.codecs.base import CANVAS_BYTES_PER_PIXEL, FrameCodec
 from vcm.codecs.container import BitstreamError
 from vcm.io.image import to_rgb8
 
 
 # Decode peak, B/px (benchmarks/decode_memory.py style, 1024 and 2048 px noise, 2026-12-05): JPEG 10.2 / 10.3,
-# WebP 19.0 / 19.0, AVIF 11.6 / 12.2; + 1 B/px for a masked-mode pixel mask
-PEAK = {"JPEG": 11.5, "WEBP": 20.0, "AVIF": 13.5}
+# WebP 19.0 / 19.0, AVIF 11.6 / 12.2, PNG 9.4 / 9.9 (Pillow alone); + 1 B/px for a masked-mode pixel mask
+PEAK = {"JPEG": 11.5, "WEBP": 20.0, "AVIF": 13.5, "PNG": 11.0}
 
 
 class PillowCoder:
@@ -25,7 +25,7 @@ class PillowCoder:
         if isinstance(quality, bool) or not isinstance(quality, int) or not 0 <= quality <= 100:
             raise ValueError(f"{name} quality must be an integer in [0, 100], got {quality!r}")
         self.name, self.pil_format, self.quality, self.options = name, pil_format, quality, options
-        self.bytes_per_pixel = PEAK[pil_format]
+        self.bytes_per_pixel = PEAK.get(pil_format, CANVAS_BYTES_PER_PIXEL)
 
     def encode_canvas(self, image: np.ndarray) -> list[bytes]:
         buf = io.BytesIO()

@@ -192,3 +192,21 @@ def test_emic_refuses_another_unit(image: np.ndarray) -> None:
     c = unpack(codec.encode(image=image[:64, :64], mask=Mask.full(64, 64)).data)
     with pytest.raises(BitstreamError, match=f"emic bitstream has 4-px units, the model uses {codec.unit}"):
         codec.decode(pack(replace(c, unit=4)).data)
+
+
+def test_emic_is_budgeted_by_the_area_it_keeps(image: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vcm.codecs.emic.codec import PEAK_KEPT
+    from vcm.types import Mask
+
+    codec = CODECS.build("emic", {"checkpoint": str(W / "emic-tiny" / "q2.pth")})
+    keep = np.zeros((256, 256), bool)
+    keep[:32, :64] = True  # 1/32 of the frame
+    part, full = (codec.encode(image=image, mask=m).data for m in (Mask.from_pixels(keep, 16), Mask.full(256, 256)))
+    frame, kept = codec.bytes_per_pixel * 256 * 256, PEAK_KEPT.per_pixel(codec.model) * 256 * 256
+    monkeypatch.setenv("VCM_MAX_DECODE_BYTES", str(frame + kept / 32 * 1.1))
+    assert codec.decode(part).image.shape == (256, 256, 3)
+    with pytest.raises(BitstreamError, match="over the decode budget"):
+        codec.decode(full)
+    monkeypatch.setenv("VCM_MAX_DECODE_BYTES", str(frame + kept / 32 * 0.9))
+    with pytest.raises(BitstreamError, match="over the decode budget"):
+        codec.decode(part)

@@ -15,16 +15,20 @@ import numpy as np
 import torch
 
 from vcm.codecs.checkpoint import fingerprint, load_codec_checkpoint, one_thread, save_codec_checkpoint
-from vcm.codecs.container import (BitstreamError, Container, PeakMemory, check_learned, check_model, pack, rans_guard,
-                                  unpack)
+from vcm.codecs.container import (BitstreamError, Container, PeakMemory, check_budget, check_learned, check_model, pack,
+                                  rans_guard, unpack)
 from vcm.codecs.emic.model import EmicConfig, EmicModel, prepare_input
 from vcm.masks.sideinfo import SideInfoError, decode_grid, encode_grid
 from vcm.types import Bitstream, Decoded, Mask, check_image
 
 
-# Decode memory, B/px, tiny weights and paper size (benchmarks/decode_memory.py, 2026-12-05):
-# one full-frame MU grid decoded at once; paper = EmicConfig()
-PEAK = PeakMemory(951_804, 996.0, 20_955_468, 4639.0)
+# Decode memory, B/px, tiny weights and paper size (EmicConfig()), 2026-12-05 (benchmarks/decode_memory.py
+# --kept 0 0.5 1 [--paper]): EMIC decodes only the kept MUs, so its peak is a part per frame pixel (one
+# kept MU: tiny 19 / 47 at 256 / 512 px, 14 / 33 at 512 / 1024; paper 9 / 2 at 512 / 1024) and a part per
+# kept pixel (half and all of the frame kept, 512 / 1024 px: tiny 650, 780 / 756, 673; paper 5486,
+# 4230 / 3568, 1177); the largest of each, with some margin on the noisy frame part
+PEAK_FRAME = PeakMemory(951_804, 60.0, 20_955_468, 60.0)
+PEAK_KEPT = PeakMemory(951_804, 780.0, 20_955_468, 5486.0)
 
 
 def save_emic_checkpoint(model: EmicModel, path: str | Path, half: bool = False, **extra: Any) -> Path:
@@ -45,7 +49,7 @@ class EmicCodec:
     def __init__(self, model: EmicModel, device: torch.device | None = None, source: str = "") -> None:
         self.model, self.device = model.to(device or "cpu").eval(), device or torch.device("cpu")
         self.unit, self.fingerprint, self.source = model.cfg.unit, fingerprint(model), source or "its weights"
-        self.bytes_per_pixel = PEAK.per_pixel(self.model)
+        self.bytes_per_pixel = PEAK_FRAME.per_pixel(self.model)  # before the grid; + PEAK_KEPT per kept pixel
 
     @one_thread()
     def encode(self, *, image: np.ndarray, mask: Mask | None = None) -> Bitstream:
@@ -72,6 +76,8 @@ class EmicCodec:
             grid = decode_grid(c.side, *Mask.grid_shape(c.height, c.width, c.unit))
         except SideInfoError as e:
             raise BitstreamError(str(e)) from e
+        kept = int(grid.sum()) * c.unit**2 / (c.height * c.width)  # fraction of the frame (padding may add)
+        check_budget("emic", c.height, c.width, self.bytes_per_pixel + PEAK_KEPT.per_pixel(self.model) * kept)
         mask = Mask.from_grid(grid, c.height, c.width, c.unit)
         if not grid.any():
             return Decoded(np.zeros((c.height, c.width, 3), np.uint8), mask)

@@ -33,6 +33,7 @@ CHILD = """
 import json, sys, time
 import numpy as np, torch
 from vcm.codecs import CODECS
+from vcm.codecs.fuzz import memory_status, reset_peak
 from vcm.types import Mask
 torch.set_num_threads(1)
 name, params, side, path = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
@@ -49,13 +50,9 @@ if side:  # encoder: write the stream and stop
     sys.exit()
 codec.decode(stream(64, 1.0))
 data = open(path, "rb").read()
-def peak():  # VmHWM, reset below so that loading the model does not hide the decode
-    line = [l for l in open("/proc/self/status") if l.startswith("VmHWM")][0]
-    return int(line.split()[1]) * 1024
-open("/proc/self/clear_refs", "w").write("5")
-before, t = peak(), time.perf_counter()
+before, t = reset_peak(), time.perf_counter()  # so that loading the model does not hide the decode
 codec.decode(data)
-print(json.dumps({"bytes": len(data), "grow": peak() - before, "s": time.perf_counter() - t}))
+print(json.dumps({"bytes": len(data), "grow": memory_status("VmHWM") - before, "s": time.perf_counter() - t}))
 """
 
 

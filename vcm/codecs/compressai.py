@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from vcm.assets import MissingAssetError, expand_path
 from vcm.codecs.base import FrameCodec
 from vcm.codecs.checkpoint import fingerprint, one_thread, update_tables
-from vcm.codecs.container import BitstreamError, PeakMemory, check_budget, rans_guard
+from vcm.codecs.container import BitstreamError, PeakMemory, rans_guard
 from vcm.codecs.entropy.bottleneck import decompress_exact
 from vcm.device import load_checkpoint
 
@@ -111,7 +111,7 @@ class CompressAICoder:
     def __init__(self, model: torch.nn.Module, device: torch.device, source: str = "") -> None:
         self.model, self.device = model.to(device), device
         self.fingerprint, self.source = fingerprint(model), source or "its weights"
-        self.bytes_per_pixel = PEAK.per_pixel(self.model)
+        self.bytes_per_pixel = PEAK.per_pixel(self.model)  # FrameCodec.decode checks the budget with it
 
     @torch.no_grad()
     @one_thread()
@@ -135,7 +135,6 @@ class CompressAICoder:
             raise BitstreamError(f"compressai latent shape {shape} does not fit a {height}x{width} image")
         if len(sections) - 1 != (2 if hasattr(self.model, "h_s") else 1):
             raise BitstreamError(f"compressai bitstream has {len(sections) - 1} strings for this model")
-        check_budget("compressai", hp, wp, self.bytes_per_pixel)
         strings = rans_guard(sections[1:], hp, wp)
         try:
             decompress_exact(self.model.entropy_bottleneck, strings[-1], tuple(shape))  # z (y when factorized)

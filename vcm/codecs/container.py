@@ -182,8 +182,8 @@ def decode_budget() -> int:
 @dataclass(frozen=True)
 class PeakMemory:
     """A learned decoder's peak memory per decoded pixel, bytes: the largest growth of the peak
-    RSS over a warmed-up decoder that ``benchmarks/decode_memory.py`` measured (256, 512 and
-    768 px squares) with vcm's tiny weights (``tiny_params`` parameters) and with the paper's
+    RSS over a warmed-up decoder that ``benchmarks/decode_memory.py`` measured (the sides are in
+    each codec's comment) with vcm's tiny weights (``tiny_params`` parameters) and with the paper's
     architecture (random init). Activations scale with channel width, so a model in between or
     beyond is interpolated on the square root of its parameter count, never below ``tiny``."""
 

@@ -81,7 +81,7 @@ class FuzzResult:
                            "max_s": round(self.max_s, 3)})
 
 
-def _status(key: str) -> int:
+def memory_status(key: str) -> int:
     """A /proc/self/status memory figure in bytes (Linux), else the peak RSS from getrusage."""
     try:
         with open("/proc/self/status") as f:
@@ -90,15 +90,15 @@ def _status(key: str) -> int:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def _reset_peak() -> int:
+def reset_peak() -> int:
     """Reset the peak RSS to the current RSS (Linux clear_refs) and return it, bytes; where it
     cannot be reset, the peak itself (growth is then measured from the highest point so far)."""
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
     except OSError:
-        return _status("VmHWM")
-    return _status("VmRSS")
+        return memory_status("VmHWM")
+    return memory_status("VmRSS")
 
 
 def _cap_address_space() -> None:
@@ -142,9 +142,9 @@ def fuzz(decode: Any, data: bytes, n: int, seed: int) -> FuzzResult:
         else:
             *sections, side = mutate((*c.sections, c.side), rng)
             bad = replace(c, sections=tuple(sections), side=side)
-        before, t = _reset_peak(), time.perf_counter()
+        before, t = reset_peak(), time.perf_counter()
         outcome = _outcome(decode, pack(bad).data, (bad.height, bad.width))
-        seconds, grown = time.perf_counter() - t, _status("VmHWM") - before
+        seconds, grown = time.perf_counter() - t, memory_status("VmHWM") - before
         outcome = "big" if grown > BIG_BYTES else outcome
         result.counts["slow" if seconds > SLOW_S else outcome] += 1
         result.peak_bytes, result.max_s = max(result.peak_bytes, grown), max(result.max_s, seconds)

@@ -40,6 +40,7 @@ class StandardCoder:
 
     ENCODERS: Mapping[str, str] = {"hevc": "libx265", "avc": "libx264", "av1": "libsvtav1", "vp9": "libvpx-vp9",
                                    "vvc": "libvvenc"}
+    bytes_per_pixel = 8.5  # decode peak per pixel, HEVC one frame at 1024 / 2048 px: 4.8 / 7.5 (2026-12-05), + mask
 
     def __init__(self, name: str, qp: int, chroma: str = "420", preset: str | None = None,
                  encoder: str | None = None) -> None:
@@ -56,8 +57,6 @@ class StandardCoder:
         self.lib = ALTERNATIVES[name][encoder] if encoder else self.ENCODERS[name]
         self.options = self.clip_options("ai", 1)  # one intra frame
         self.multiple = 8 if encoder == "kvazaar" else 2 if self.pix_fmt == "yuv420p" else 1  # padded sizes
-
-    bytes_per_pixel = 8.5  # decode peak per pixel, HEVC one frame at 1024 / 2048 px: 4.8 / 7.5 (2026-12-05), + mask
 
     def clip_options(self, gop: str, intra_period: int) -> dict[str, str]:
         return clip_options(self.name, self.qp, gop, intra_period, self.preset, self.encoder)

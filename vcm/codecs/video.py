@@ -117,7 +117,7 @@ def decode_frames(name: str, data: bytes, frames: int, height: int, width: int) 
         packets = [av.Packet(p) for p in _split(data)] if name == "vp9" else ctx.parse(data) + ctx.parse(None)
         for packet in [*packets, None]:
             for f in ctx.decode(packet):
-                _check_frame(name, len(out), f.height, f.width, (frames, height, width))
+                _check_frame(name, len(out), (f.height, f.width), frames, height, width)
                 rgb = f.to_ndarray(format="rgb24")
                 out.append(rgb if rgb.shape[:2] == (height, width) else np.ascontiguousarray(rgb[:height, :width]))
     except (av.FFmpegError, ValueError) as e:
@@ -125,8 +125,8 @@ def decode_frames(name: str, data: bytes, frames: int, height: int, width: int) 
     return out
 
 
-def _check_frame(name: str, index: int, h: int, w: int, limit: tuple[int, int, int]) -> None:
-    frames, height, width = limit
+def _check_frame(name: str, index: int, size: tuple[int, int], frames: int, height: int, width: int) -> None:
+    h, w = size
     if index >= frames:
         raise BitstreamError(f"{name} payload holds more than the {frames} frame(s) the header announces")
     if not (height <= h < height + 16 and width <= w < width + 16):
